@@ -1,0 +1,129 @@
+package tensor
+
+// Storage is a flat buffer of elements of one dtype owned by a backend.
+type Storage interface {
+	Backend() Backend
+	DType() DType
+	// Len returns the number of elements.
+	Len() int
+}
+
+// UnaryOp names an element-wise function.
+type UnaryOp uint8
+
+// The element-wise functions Stable Diffusion uses.
+const (
+	OpSiLU      UnaryOp = iota + 1 // x·sigmoid(x)
+	OpGELU                         // exact GELU: x/2·(1+erf(x/√2))
+	OpGELUTanh                     // tanh approximation of GELU
+	OpQuickGELU                    // x·sigmoid(1.702x)
+	OpExp                          // eˣ
+)
+
+// BinaryOp names an element-wise function of two tensors.
+type BinaryOp uint8
+
+// The element-wise binary functions.
+const (
+	OpAdd BinaryOp = iota + 1
+	OpSub
+	OpMul
+	OpDiv
+)
+
+// AttentionMode chooses how scaled-dot-product attention bounds its memory.
+type AttentionMode uint8
+
+const (
+	// AttentionFlash streams over blocks of keys with an online softmax, never
+	// holding more than a block of scores per query block (the default).
+	AttentionFlash AttentionMode = iota
+	// AttentionSliced computes full rows of scores for a slice of queries at a time,
+	// as diffusers' sliced attention does.
+	AttentionSliced
+)
+
+// AttentionParams configures Attention. Zero values choose defaults.
+type AttentionParams struct {
+	Scale  float32 // multiplies q·k; 0 means 1/√d
+	Mode   AttentionMode
+	BlockQ int // queries per block (flash) or per slice (sliced)
+	BlockK int // keys per block (flash)
+}
+
+// Conv2dParams configures Conv2d.
+type Conv2dParams struct {
+	Stride  int // 0 means 1
+	Padding int // zero padding on every side
+}
+
+// Backend runs tensor operations on one device. The CPU backend is in this package;
+// the CUDA and Metal backends implement the same interface in their own packages.
+//
+// The methods are the backend side of the package-level operations, which check
+// shapes and dtypes, allocate the result and then call them: a backend may assume
+// valid, matching shapes. Unless a method says otherwise, dst is a contiguous F32
+// tensor of the result's shape that the method overwrites, and the inputs are
+// contiguous F32 tensors on the same backend.
+type Backend interface {
+	// Name identifies the backend and its device, e.g. "cpu (avx2)".
+	Name() string
+
+	// Alloc returns uninitialised storage for n elements of dt.
+	Alloc(dt DType, n int) (Storage, error)
+	// Free hands storage back for reuse; it must not be used afterwards.
+	Free(s Storage)
+	// Write copies src ([]float32 for F32 storage, []uint16 bit patterns for F16
+	// and BF16) into the start of dst.
+	Write(dst Storage, src any) error
+	// Read copies len(dst) elements of src from element off into dst ([]float32
+	// for F32 storage, []uint16 for F16 and BF16).
+	Read(src Storage, off int, dst any) error
+	// Fill sets every element of the contiguous tensor dst to v.
+	Fill(dst *Tensor, v float32) error
+	// Copy copies src (any strides, any dtype) into the contiguous dst of the same
+	// shape, converting the dtype (rounding to nearest even when narrowing).
+	Copy(dst, src *Tensor) error
+
+	// Unary sets dst = op(x).
+	Unary(dst, x *Tensor, op UnaryOp) error
+	// Binary sets dst = op(a, b); a and b have dst's shape but any strides, so
+	// broadcast operands arrive as views with zero strides.
+	Binary(dst, a, b *Tensor, op BinaryOp) error
+	// Affine sets dst = x·scale + shift.
+	Affine(dst, x *Tensor, scale, shift float32) error
+
+	// MatMul sets dst[i] = alpha·a[i]·b[i] for every batch index i: a is [B,M,K],
+	// b is [B,K,N] or [1,K,N] (shared by the batch), dst [B,M,N]. a and b may be
+	// strided views in which one of the last two strides is 1 (so a transposed
+	// operand needs no copy); b may be F16 or BF16 and is widened in the kernel.
+	MatMul(dst, a, b *Tensor, alpha float32) error
+	// Conv2d sets dst = conv(x, w) + bias on NCHW tensors: x [N,C,H,W], w [O,C,KH,KW]
+	// of any dtype, bias [O] of any dtype or nil, dst [N,O,H',W'].
+	Conv2d(dst, x, w, bias *Tensor, p Conv2dParams) error
+	// GroupNorm normalises x [N,C,...] over groups of C/groups channels, then
+	// applies the per-channel gamma and beta ([C], any dtype), then SiLU if silu.
+	GroupNorm(dst, x, gamma, beta *Tensor, groups int, eps float32, silu bool) error
+	// LayerNorm normalises x over its last axis and applies gamma and beta (any
+	// dtype, the last axis's length; either may be nil for 1 and 0).
+	LayerNorm(dst, x, gamma, beta *Tensor, eps float32) error
+	// Softmax sets dst to the softmax of x over its last axis.
+	Softmax(dst, x *Tensor) error
+	// Attention sets dst = softmax(q·kᵀ·scale)·v per batch and head: q is [B,H,Lq,D],
+	// k [B,H,Lk,D], v [B,H,Lk,Dv], dst [B,H,Lq,Dv]; q, k, v and dst may be strided
+	// views whose last stride is 1 (so [B,L,H,D] layouts need no copy).
+	Attention(dst, q, k, v *Tensor, p AttentionParams) error
+	// GEGLU sets dst[..., i] = x[..., i]·gelu(x[..., n+i]) for x [..., 2n], dst [..., n].
+	GEGLU(dst, x *Tensor) error
+	// Concat writes xs one after another along axis into dst; xs may be strided.
+	Concat(dst *Tensor, xs []*Tensor, axis int) error
+	// Upsample2x sets dst [N,C,2H,2W] to the nearest-neighbour upsampling of x [N,C,H,W].
+	Upsample2x(dst, x *Tensor) error
+	// Embedding sets row i of dst [len(ids),D] to row ids[i] of table [V,D] (any
+	// dtype); every id is in [0,V).
+	Embedding(dst, table *Tensor, ids []int) error
+	// Moments sets mean and variance (population, divided by n) of x over its last
+	// n elements of each of the leading rows: x is viewed as [rows, n], mean and
+	// variance are [rows].
+	Moments(mean, variance, x *Tensor) error
+}

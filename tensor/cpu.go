@@ -1,0 +1,174 @@
+package tensor
+
+import (
+	"fmt"
+	"math/bits"
+	"sync"
+
+	"github.com/sdgo/sdgo/kernels/asm"
+)
+
+// CPUStorage is the storage of the CPU backend: F32 elements in F32, F16 and BF16
+// bit patterns in U16. Its slices have exactly Len elements.
+type CPUStorage struct {
+	cpu *CPU
+	dt  DType
+	F32 []float32
+	U16 []uint16
+}
+
+// Backend returns the CPU backend that allocated s.
+func (s *CPUStorage) Backend() Backend { return s.cpu }
+
+// DType returns the element type.
+func (s *CPUStorage) DType() DType { return s.dt }
+
+// Len returns the number of elements.
+func (s *CPUStorage) Len() int {
+	if s.dt == F32 {
+		return len(s.F32)
+	}
+	return len(s.U16)
+}
+
+// CPU is the CPU backend: Go code and the generated kernels of package asm, spread
+// over GOMAXPROCS goroutines. Its zero value is not usable; call NewCPU.
+//
+// Allocation reuse: storage is taken from size-classed free lists (sync.Pool, four
+// classes per power of two, so at most 25% of a buffer is slack) and returned to them
+// by Tensor.Release once no view holds it. A denoising step that releases its
+// intermediates therefore reuses the same buffers step after step instead of
+// handing the garbage collector hundreds of megabytes per step; a tensor that is
+// never released is simply collected. Pools hold memory only between garbage
+// collections, so reuse never pins memory that the program no longer needs.
+type CPU struct {
+	f32 [sizeClasses]sync.Pool
+	u16 [sizeClasses]sync.Pool
+}
+
+// NewCPU returns a CPU backend.
+func NewCPU() *CPU { return &CPU{} }
+
+const (
+	minPooled   = 256 // smaller buffers are plain allocations
+	sizeClasses = 4 * 48
+)
+
+// sizeClass returns the class of an n-element request and the capacity that class
+// allocates: the next of 4 steps per power of two.
+func sizeClass(n int) (class, capacity int) {
+	e := bits.Len(uint(n-1)) - 1 // 2^e < n ≤ 2^(e+1)
+	step := 1 << max(e-2, 0)
+	q := (n + step - 1) / step // 4 < q ≤ 8 for e ≥ 2
+	return e*4 + q - 4, q * step
+}
+
+// Name returns "cpu" and the kernel set in use.
+func (c *CPU) Name() string { return "cpu (" + asm.Features() + ")" }
+
+// Alloc returns uninitialised storage for n elements.
+func (c *CPU) Alloc(dt DType, n int) (Storage, error) {
+	if !dt.Valid() {
+		return nil, dtypeErr("Alloc", "%v", dt)
+	}
+	if n < 0 || n > maxElements {
+		return nil, rangeErr("Alloc", "%d elements", n)
+	}
+	s := &CPUStorage{cpu: c, dt: dt}
+	if n < minPooled {
+		if dt == F32 {
+			s.F32 = make([]float32, n)
+		} else {
+			s.U16 = make([]uint16, n)
+		}
+		return s, nil
+	}
+	class, capacity := sizeClass(n)
+	if dt == F32 {
+		if p, ok := c.f32[class].Get().(*[]float32); ok {
+			s.F32 = (*p)[:n]
+		} else {
+			s.F32 = make([]float32, n, capacity)
+		}
+	} else {
+		if p, ok := c.u16[class].Get().(*[]uint16); ok {
+			s.U16 = (*p)[:n]
+		} else {
+			s.U16 = make([]uint16, n, capacity)
+		}
+	}
+	return s, nil
+}
+
+// Free returns s to its size class's pool.
+func (c *CPU) Free(st Storage) {
+	s, ok := st.(*CPUStorage)
+	if !ok || s.cpu != c {
+		return
+	}
+	if n := s.Len(); n >= minPooled {
+		class, capacity := sizeClass(n)
+		if s.dt == F32 && cap(s.F32) == capacity {
+			b := s.F32[:capacity]
+			c.f32[class].Put(&b)
+		} else if s.dt != F32 && cap(s.U16) == capacity {
+			b := s.U16[:capacity]
+			c.u16[class].Put(&b)
+		}
+	}
+	s.F32, s.U16 = nil, nil
+}
+
+func (c *CPU) storage(op string, st Storage) (*CPUStorage, error) {
+	s, ok := st.(*CPUStorage)
+	if !ok || s.cpu != c {
+		return nil, fmt.Errorf("tensor.%s: %w: storage of %s on the CPU backend", op, ErrBackend, st.Backend().Name())
+	}
+	return s, nil
+}
+
+// Write copies src into the start of dst.
+func (c *CPU) Write(dst Storage, src any) error {
+	s, err := c.storage("Write", dst)
+	if err != nil {
+		return err
+	}
+	switch v := src.(type) {
+	case []float32:
+		if s.dt != F32 || len(v) > len(s.F32) {
+			return dtypeErr("Write", "%d float32 values into %v storage of %d", len(v), s.dt, s.Len())
+		}
+		copy(s.F32, v)
+	case []uint16:
+		if s.dt == F32 || len(v) > len(s.U16) {
+			return dtypeErr("Write", "%d uint16 values into %v storage of %d", len(v), s.dt, s.Len())
+		}
+		copy(s.U16, v)
+	default:
+		return dtypeErr("Write", "source %T", src)
+	}
+	return nil
+}
+
+// Read copies len(dst) elements of src, from element off, into dst.
+func (c *CPU) Read(src Storage, off int, dst any) error {
+	s, err := c.storage("Read", src)
+	if err != nil {
+		return err
+	}
+	switch v := dst.(type) {
+	case []float32:
+		if s.dt != F32 || off < 0 || off+len(v) > len(s.F32) {
+			return dtypeErr("Read", "%d float32 values at %d from %v storage of %d", len(v), off, s.dt, s.Len())
+		}
+		copy(v, s.F32[off:])
+	case []uint16:
+		if s.dt == F32 || off < 0 || off+len(v) > len(s.U16) {
+			return dtypeErr("Read", "%d uint16 values at %d from %v storage of %d", len(v), off, s.dt, s.Len())
+		}
+		copy(v, s.U16[off:])
+	default:
+		return dtypeErr("Read", "destination %T", dst)
+	}
+	return nil
+}
