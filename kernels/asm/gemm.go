@@ -86,8 +86,8 @@ func (o *Operand) check(name string, rows, cols int) {
 const (
 	gemmMR = 6
 	gemmNR = 16
-	gemmKC = 256
-	gemmMC = 120  // multiple of gemmMR
+	gemmKC = 320
+	gemmMC = 144  // multiple of gemmMR
 	gemmNC = 3072 // multiple of gemmNR
 )
 
@@ -406,3 +406,6 @@ func kernelF16BGeneric(kc int, a []float32, b []uint16, c []float32, ldc int) {
 		}
 	}
 }
+
+// fmaFlopsPerIter is the work of one iteration of the peak loop: 12 FMAs of 8 lanes.
+const fmaFlopsPerIter = 12 * 8 * 2

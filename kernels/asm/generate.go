@@ -1,0 +1,4 @@
+package asm
+
+//go:generate sh -c "cd ../../gen && go run ./gemm -out ../kernels/asm/gemm_amd64.s -stubs ../kernels/asm/gemm_stub_amd64.go -pkg asm"
+//go:generate sh -c "cd ../../gen && go run ./vec -out ../kernels/asm/vec_amd64.s -stubs ../kernels/asm/vec_stub_amd64.go -pkg asm"
