@@ -42,21 +42,6 @@ type Operand struct {
 	Trans  bool
 }
 
-// at returns the element (r, c) of the matrix the operand stands for.
-func (o *Operand) at(r, c int) float32 {
-	i := r*o.Stride + c
-	if o.Trans {
-		i = c*o.Stride + r
-	}
-	switch o.Elem {
-	case ElemF16:
-		return f16Scalar(o.U16[i])
-	case ElemBF16:
-		return bf16Scalar(o.U16[i])
-	}
-	return o.F32[i]
-}
-
 // check panics when the memory of an operand cannot hold a rows×cols matrix.
 func (o *Operand) check(name string, rows, cols int) {
 	if rows == 0 || cols == 0 {
@@ -285,10 +270,22 @@ func packA(dst []float32, a *Operand, alpha float32, ic, pc, mc, kc int) {
 					d[p*gemmMR+r] = alpha * v
 				}
 			}
-		} else {
+		} else if !a.Trans {
+			// Half-precision rows are widened a run at a time by the vector
+			// converters, then scattered into the sliver.
+			var run [gemmKC]float32
 			for r := 0; r < rows; r++ {
-				for p := 0; p < kc; p++ {
-					d[p*gemmMR+r] = alpha * a.at(ic+s+r, pc+p)
+				widen(run[:kc], a.U16[(ic+s+r)*a.Stride+pc:][:kc], a.Elem)
+				for p, v := range run[:kc] {
+					d[p*gemmMR+r] = alpha * v
+				}
+			}
+		} else {
+			var run [gemmMR]float32
+			for p := 0; p < kc; p++ {
+				widen(run[:rows], a.U16[(pc+p)*a.Stride+ic+s:][:rows], a.Elem)
+				for r, v := range run[:rows] {
+					d[p*gemmMR+r] = alpha * v
 				}
 			}
 		}
@@ -297,6 +294,15 @@ func packA(dst []float32, a *Operand, alpha float32, ic, pc, mc, kc int) {
 				d[p*gemmMR+r] = 0
 			}
 		}
+	}
+}
+
+// widen converts F16 or BF16 bit patterns to float32.
+func widen(dst []float32, src []uint16, e Elem) {
+	if e == ElemBF16 {
+		bf16ToF32(dst, src)
+	} else {
+		f16ToF32(dst, src)
 	}
 }
 
@@ -319,16 +325,16 @@ func packB(dst []float32, b *Operand, pc, jc, kc, nc int) {
 				}
 			}
 		case b.Trans:
+			var run [gemmKC]float32
 			for j := 0; j < cols; j++ {
-				for p := 0; p < kc; p++ {
-					d[p*gemmNR+j] = b.at(pc+p, jc+s+j)
+				widen(run[:kc], b.U16[(jc+s+j)*b.Stride+pc:][:kc], b.Elem)
+				for p, v := range run[:kc] {
+					d[p*gemmNR+j] = v
 				}
 			}
 		default:
 			for p := 0; p < kc; p++ {
-				for j := 0; j < cols; j++ {
-					d[p*gemmNR+j] = b.at(pc+p, jc+s+j)
-				}
+				widen(d[p*gemmNR:p*gemmNR+cols], b.U16[(pc+p)*b.Stride+jc+s:][:cols], b.Elem)
 			}
 		}
 		if cols < gemmNR {

@@ -71,6 +71,21 @@ func makeOperand(rng *rand.Rand, rows, cols int, elem Elem, trans bool, pad int)
 	return o
 }
 
+// at returns the element (r, c) of the matrix the operand stands for.
+func (o *Operand) at(r, c int) float32 {
+	i := r*o.Stride + c
+	if o.Trans {
+		i = c*o.Stride + r
+	}
+	switch o.Elem {
+	case ElemF16:
+		return f16Scalar(o.U16[i])
+	case ElemBF16:
+		return bf16Scalar(o.U16[i])
+	}
+	return o.F32[i]
+}
+
 var awkward = []int{1, 3, 7, 17, 31, 33, 127, 129}
 
 func TestGemmMatchesFormula(t *testing.T) {
