@@ -47,14 +47,21 @@ const (
 type AttentionParams struct {
 	Scale  float32 // multiplies q·k; 0 means 1/√d
 	Mode   AttentionMode
-	BlockQ int // queries per block (flash) or per slice (sliced)
-	BlockK int // keys per block (flash)
+	BlockQ int // queries per block (flash) or per slice (sliced); 0 chooses (64 on the CPU)
+	BlockK int // keys per block (flash); 0 chooses (256 on the CPU)
+	// Causal lets query i attend only to keys 0..i (torch's is_causal, aligned at
+	// the top left), as CLIP's text encoder needs.
+	Causal bool
 }
 
 // Conv2dParams configures Conv2d.
 type Conv2dParams struct {
 	Stride  int // 0 means 1
 	Padding int // zero padding on every side
+	// PadEnd adds zero rows below and zero columns to the right, on top of
+	// Padding: the VAE encoder's Downsample2D pads (0,1,0,1) before a stride-2,
+	// unpadded convolution.
+	PadEnd int
 }
 
 // Backend runs tensor operations on one device. The CPU backend is in this package;
@@ -93,13 +100,19 @@ type Backend interface {
 	// Affine sets dst = x·scale + shift.
 	Affine(dst, x *Tensor, scale, shift float32) error
 
-	// MatMul sets dst[i] = alpha·a[i]·b[i] for every batch index i: a is [B,M,K],
-	// b is [B,K,N] or [1,K,N] (shared by the batch), dst [B,M,N]. a and b may be
-	// strided views in which one of the last two strides is 1 (so a transposed
-	// operand needs no copy); b may be F16 or BF16 and is widened in the kernel.
-	MatMul(dst, a, b *Tensor, alpha float32) error
-	// Conv2d sets dst = conv(x, w) + bias on NCHW tensors: x [N,C,H,W], w [O,C,KH,KW]
-	// of any dtype, bias [O] of any dtype or nil, dst [N,O,H',W'].
+	// MatMul sets dst[i] = alpha·a[i]·b[i] + bias for every batch index i: a is
+	// [B,M,K] or [1,M,K], b is [B,K,N] or [1,K,N] (a batch of 1, or a batch stride
+	// of 0, is shared by the batch), dst [B,M,N], bias [N] or nil, added to every
+	// row. a, b and bias may be of any dtype (F16 and BF16 are widened in the
+	// kernel, never copied whole: b is typically a checkpoint's weight). a and b
+	// may be strided views with any batch stride in which one of the last two
+	// strides is 1 (a transposed operand needs no copy) and rows do not overlap;
+	// bias may be strided; dst may be a view whose last stride is 1.
+	MatMul(dst, a, b, bias *Tensor, alpha float32) error
+	// Conv2d sets dst = conv(x, w) + bias (cross-correlation, as torch) on NCHW
+	// tensors: x [N,C,H,W] F32, w [O,C,KH,KW] of any dtype, bias [O] of any dtype
+	// or nil, dst [N,O,H',W'] with H' = (H+2·Padding+PadEnd-KH)/Stride+1, and W'
+	// likewise.
 	Conv2d(dst, x, w, bias *Tensor, p Conv2dParams) error
 	// GroupNorm normalises x [N,C,...] over groups of C/groups channels, then
 	// applies the per-channel gamma and beta ([C], any dtype), then SiLU if silu.
@@ -110,8 +123,11 @@ type Backend interface {
 	// Softmax sets dst to the softmax of x over its last axis.
 	Softmax(dst, x *Tensor) error
 	// Attention sets dst = softmax(q·kᵀ·scale)·v per batch and head: q is [B,H,Lq,D],
-	// k [B,H,Lk,D], v [B,H,Lk,Dv], dst [B,H,Lq,Dv]; q, k, v and dst may be strided
-	// views whose last stride is 1 (so [B,L,H,D] layouts need no copy).
+	// k [B,H,Lk,D], v [B,H,Lk,Dv] with Lk ≥ 1, dst [B,H,Lq,Dv]. q, k and v may be of
+	// any dtype; q, k, v and dst may be strided views with any batch and head
+	// strides whose last stride is 1 and whose rows do not overlap (so [B,L,H,D]
+	// layouts need no copy). The Lq×Lk scores never exist whole: scratch is
+	// BlockQ·BlockK scores per worker in flash mode, BlockQ·Lk in sliced mode.
 	Attention(dst, q, k, v *Tensor, p AttentionParams) error
 	// GEGLU sets dst[..., i] = x[..., i]·gelu(x[..., n+i]) for x [..., 2n], dst [..., n].
 	GEGLU(dst, x *Tensor) error
