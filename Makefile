@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 # Files written by `go generate`; `make test` checks that regenerating changes none of them.
-GENERATED = $(wildcard kernels/asm/*_amd64.s kernels/asm/*_stub_amd64.go)
+GENERATED = kernels/asm/*_amd64.s kernels/asm/*_stub_amd64.go
 
 .PHONY: all build test vet check-fmt unit noasm generate check-generate cross bench fmt
 
@@ -37,7 +37,7 @@ generate:
 check-generate:
 	@before=$$(sha256sum $(GENERATED)); \
 	$(GO) generate ./... || exit 1; \
-	after=$$(sha256sum $$(ls kernels/asm/*_amd64.s kernels/asm/*_stub_amd64.go)); \
+	after=$$(sha256sum $(GENERATED)); \
 	if [ "$$before" != "$$after" ]; then \
 		echo "go generate changed the generated files: run 'make generate' and commit"; \
 		diff <(echo "$$before") <(echo "$$after"); exit 1; \

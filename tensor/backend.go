@@ -131,7 +131,8 @@ type Backend interface {
 	Attention(dst, q, k, v *Tensor, p AttentionParams) error
 	// GEGLU sets dst[..., i] = x[..., i]·gelu(x[..., n+i]) for x [..., 2n], dst [..., n].
 	GEGLU(dst, x *Tensor) error
-	// Concat writes xs one after another along axis into dst; xs may be strided.
+	// Concat writes xs one after another along axis into dst; xs may be strided and
+	// of any dtype, and dst has the dtype of the inputs (converted if they differ).
 	Concat(dst *Tensor, xs []*Tensor, axis int) error
 	// Upsample2x sets dst [N,C,2H,2W] to the nearest-neighbour upsampling of x [N,C,H,W].
 	Upsample2x(dst, x *Tensor) error
