@@ -73,26 +73,33 @@ func LoadConfig(path string) (Config, error) {
 }
 
 // The standard text encoders of the real checkpoints, for single files, which
-// carry no config.
-var (
-	// ViTL14 is OpenAI CLIP ViT-L/14's text tower: SD 1.x, and SDXL's first encoder.
-	ViTL14 = Config{
+// carry no config. They are functions so that no caller can change another's copy.
+
+// ViTL14 is OpenAI CLIP ViT-L/14's text tower: SD 1.x, and SDXL's first encoder.
+func ViTL14() Config {
+	return Config{
 		Architectures: []string{"CLIPTextModel"}, VocabSize: 49408, HiddenSize: 768, IntermediateSize: 3072,
 		ProjectionDim: 768, NumHiddenLayers: 12, NumAttentionHeads: 12, MaxPositionEmbeddings: 77,
 		HiddenAct: "quick_gelu", LayerNormEps: 1e-5, BOSTokenID: 49406, EOSTokenID: 49407, PadTokenID: 1,
 	}
-	// OpenCLIPH14 is OpenCLIP ViT-H/14's text tower as SD 2.x uses it: 23 of its 24
-	// blocks (the last is dropped by the checkpoints' config).
-	OpenCLIPH14 = Config{
+}
+
+// OpenCLIPH14 is OpenCLIP ViT-H/14's text tower as SD 2.x uses it: 23 of its 24
+// blocks (the last is dropped by the checkpoints' config).
+func OpenCLIPH14() Config {
+	return Config{
 		Architectures: []string{"CLIPTextModel"}, VocabSize: 49408, HiddenSize: 1024, IntermediateSize: 4096,
 		ProjectionDim: 512, NumHiddenLayers: 23, NumAttentionHeads: 16, MaxPositionEmbeddings: 77,
 		HiddenAct: "gelu", LayerNormEps: 1e-5, BOSTokenID: 49406, EOSTokenID: 49407, PadTokenID: 1,
 	}
-	// OpenCLIPBigG14 is OpenCLIP ViT-bigG/14's text tower with its projection:
-	// SDXL's second encoder.
-	OpenCLIPBigG14 = Config{
+}
+
+// OpenCLIPBigG14 is OpenCLIP ViT-bigG/14's text tower with its projection:
+// SDXL's second encoder.
+func OpenCLIPBigG14() Config {
+	return Config{
 		Architectures: []string{"CLIPTextModelWithProjection"}, VocabSize: 49408, HiddenSize: 1280, IntermediateSize: 5120,
 		ProjectionDim: 1280, NumHiddenLayers: 32, NumAttentionHeads: 20, MaxPositionEmbeddings: 77,
 		HiddenAct: "gelu", LayerNormEps: 1e-5, BOSTokenID: 49406, EOSTokenID: 49407, PadTokenID: 1,
 	}
-)
+}
