@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/sdgo/sdgo/diffusion/safetensors"
+	"github.com/sdgo/sdgo/nn"
 	"github.com/sdgo/sdgo/tensor"
 )
 
@@ -191,3 +192,14 @@ func FromBytes(b tensor.Backend, dt safetensors.DType, shape []int, raw []byte) 
 	}
 	return tensor.FromFloat32(b, f, shape...)
 }
+
+// Params adapts a Source to the nn.Params that model code loads from: each
+// tensor is read onto b when the model asks for it.
+func Params(src Source, b tensor.Backend) nn.Params { return params{src, b} }
+
+type params struct {
+	src Source
+	b   tensor.Backend
+}
+
+func (p params) Tensor(name string) (*tensor.Tensor, error) { return p.src.Load(name, p.b) }
