@@ -134,8 +134,10 @@ type Backend interface {
 	// Concat writes xs one after another along axis into dst; xs may be strided and
 	// of any dtype, and dst has the dtype of the inputs (converted if they differ).
 	Concat(dst *Tensor, xs []*Tensor, axis int) error
-	// Upsample2x sets dst [N,C,2H,2W] to the nearest-neighbour upsampling of x [N,C,H,W].
-	Upsample2x(dst, x *Tensor) error
+	// ResizeNearest sets dst [N,C,H',W'] to the nearest-neighbour resampling of
+	// x [N,C,H,W], as torch's interpolate(mode="nearest"): dst[i] = x[⌊i·H/H'⌋]
+	// with the ratio computed in float32.
+	ResizeNearest(dst, x *Tensor) error
 	// Embedding sets row i of dst [len(ids),D] to row ids[i] of table [V,D] (any
 	// dtype); every id is in [0,V).
 	Embedding(dst, table *Tensor, ids []int) error

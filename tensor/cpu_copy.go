@@ -5,7 +5,7 @@ import (
 )
 
 // This file holds the CPU backend's data movement: Fill, Copy, Concat, Embedding
-// and Upsample2x, and the strided-loop machinery that the element-wise operations
+// and ResizeNearest, and the strided-loop machinery that the element-wise operations
 // share.
 
 const (
@@ -448,28 +448,57 @@ func (c *CPU) Embedding(dst, table *Tensor, ids []int) error {
 	return nil
 }
 
-// Upsample2x sets dst [N,C,2H,2W] to the nearest-neighbour upsampling of the
-// contiguous F32 x [N,C,H,W].
-func (c *CPU) Upsample2x(dst, x *Tensor) error {
-	ss, err := c.storages("Upsample2x", dst, x)
+// ResizeNearest sets dst [N,C,H',W'] to the nearest-neighbour resampling of the
+// contiguous x [N,C,H,W]; exact doubling, the UNet's and the VAE's upsampling, has
+// its own loop.
+func (c *CPU) ResizeNearest(dst, x *Tensor) error {
+	ss, err := c.storages("ResizeNearest", dst, x)
 	if err != nil {
 		return err
 	}
 	d, s := ss[0].F32[dst.offset:], ss[1].F32[x.offset:]
-	w := x.shape[3]
-	rows := x.shape[0] * x.shape[1] * x.shape[2]
-	if w == 0 {
+	h, w := x.shape[2], x.shape[3]
+	oh, ow := dst.shape[2], dst.shape[3]
+	planes := x.shape[0] * x.shape[1]
+	if w == 0 || h == 0 || ow == 0 || oh == 0 {
 		return nil
 	}
-	asm.ParallelFor(rows, rowGrain(4*w), func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			in := s[r*w : (r+1)*w]
-			out := d[4*r*w : (4*r+2)*w]
-			for i, v := range in {
-				out[2*i], out[2*i+1] = v, v
+	if oh == 2*h && ow == 2*w {
+		rows := planes * h
+		asm.ParallelFor(rows, rowGrain(4*w), func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				in := s[r*w : (r+1)*w]
+				out := d[4*r*w : (4*r+2)*w]
+				for i, v := range in {
+					out[2*i], out[2*i+1] = v, v
+				}
+				copy(d[(4*r+2)*w:(4*r+4)*w], out)
 			}
-			copy(d[(4*r+2)*w:(4*r+4)*w], out)
+		})
+		return nil
+	}
+	srcRow := nearestIndex(h, oh)
+	srcCol := nearestIndex(w, ow)
+	asm.ParallelFor(planes*oh, rowGrain(ow), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			p, y := r/oh, r%oh
+			in := s[(p*h+srcRow[y])*w:][:w]
+			out := d[r*ow : (r+1)*ow]
+			for x, sx := range srcCol {
+				out[x] = in[sx]
+			}
 		}
 	})
 	return nil
+}
+
+// nearestIndex returns, for each of out positions, the source index torch's
+// nearest interpolation reads: ⌊i·(in/out)⌋ in float32, clamped to in-1.
+func nearestIndex(in, out int) []int {
+	scale := float32(in) / float32(out)
+	idx := make([]int, out)
+	for i := range idx {
+		idx[i] = min(int(float32(i)*scale), in-1)
+	}
+	return idx
 }

@@ -10,7 +10,7 @@ import (
 // the operands' backend and calls the Backend method.
 //
 // Activations are computed in F32: an F16 or BF16 input to an element-wise
-// operation, a normalisation, Softmax, GEGLU, Upsample2x or Moments is widened to
+// operation, a normalisation, Softmax, GEGLU, a resize or Moments is widened to
 // F32 first (a temporary copy), and the result is F32. Parameters (the gamma and
 // beta of the norms, an Embedding table) keep their dtype and are widened inside
 // the kernels. Concat keeps its inputs' common dtype.
@@ -377,14 +377,29 @@ func Concat(axis int, xs ...*Tensor) (*Tensor, error) {
 // Upsample2x returns the nearest-neighbour upsampling of x [N,C,H,W] to
 // [N,C,2H,2W].
 func Upsample2x(x *Tensor) (*Tensor, error) {
-	const op = "Upsample2x"
+	if x.Rank() != 4 {
+		return nil, shapeErr("Upsample2x", "%v (want [N,C,H,W])", x)
+	}
+	return resizeNearest("Upsample2x", x, 2*x.shape[2], 2*x.shape[3])
+}
+
+// ResizeNearest returns x [N,C,H,W] resampled to [N,C,h,w] by nearest neighbour,
+// as torch's interpolate(size=(h, w), mode="nearest") (the UNet upsamples to its
+// skip connection's size this way when a latent side is not a multiple of 8).
+func ResizeNearest(x *Tensor, h, w int) (*Tensor, error) {
+	return resizeNearest("ResizeNearest", x, h, w)
+}
+
+func resizeNearest(op string, x *Tensor, h, w int) (*Tensor, error) {
 	checkLive(op, x)
 	if x.Rank() != 4 {
 		return nil, shapeErr(op, "%v (want [N,C,H,W])", x)
 	}
+	if h < 0 || w < 0 || (h == 0) != (w == 0) || (x.shape[2] == 0 && h > 0) || (x.shape[3] == 0 && w > 0) {
+		return nil, shapeErr(op, "%v to %dx%d", x, h, w)
+	}
 	shape := x.Shape()
-	shape[2] *= 2
-	shape[3] *= 2
+	shape[2], shape[3] = h, w
 	if err := checkShape(op, shape); err != nil {
 		return nil, err
 	}
@@ -397,7 +412,7 @@ func Upsample2x(x *Tensor) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := x.Backend().Upsample2x(out, xc); err != nil {
+	if err := x.Backend().ResizeNearest(out, xc); err != nil {
 		out.Release()
 		return nil, backendFailed(op, err, x)
 	}

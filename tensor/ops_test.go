@@ -408,6 +408,26 @@ func TestConcat(t *testing.T) {
 	})
 }
 
+func TestResizeNearest(t *testing.T) {
+	e := newOpsEnv(t)
+	for _, c := range []struct {
+		shape []int
+		h, w  int
+	}{
+		{[]int{1, 1, 1, 1}, 3, 2}, {[]int{2, 3, 2, 2}, 3, 3}, {[]int{1, 4, 3, 5}, 5, 9},
+		{[]int{1, 2, 7, 7}, 4, 3}, {[]int{1, 2, 5, 6}, 10, 12}, {[]int{2, 1, 3, 3}, 3, 3},
+	} {
+		data, x := e.rand(c.shape...)
+		y, err := tensor.ResizeNearest(x, c.h, c.w)
+		require.NoError(t, err)
+		require.Equal(t, []int{c.shape[0], c.shape[1], c.h, c.w}, y.Shape())
+		tensortest.RequireClose(t, tensortest.ResizeNearest(data, c.shape, c.h, c.w), e.vals(y), 0, 0)
+	}
+	_, x := e.rand(1, 1, 2, 2)
+	_, err := tensor.ResizeNearest(x, 0, 3)
+	requireOpErr(t, err, tensor.ErrShape, "tensor.ResizeNearest", "F32[1 1 2 2]")
+}
+
 func TestUpsample2x(t *testing.T) {
 	e := newOpsEnv(t)
 	for _, shape := range [][]int{{1, 1, 1, 1}, {2, 3, 5, 7}, {1, 4, 17, 33}, {1, 320, 16, 16}} {

@@ -332,3 +332,21 @@ func Strided(x []float32, shape, strides []int, offset int) []float32 {
 	}
 	return out
 }
+
+// ResizeNearest returns x [N,C,H,W] resampled to [N,C,oh,ow] as torch's nearest
+// interpolation does: source index ⌊i·in/out⌋ with the ratio in float32.
+func ResizeNearest(x []float32, shape []int, oh, ow int) []float32 {
+	n, c, h, w := shape[0], shape[1], shape[2], shape[3]
+	out := make([]float32, n*c*oh*ow)
+	sy, sx := float32(h)/float32(oh), float32(w)/float32(ow)
+	for i := range n * c {
+		for y := range oh {
+			yy := min(int(float32(y)*sy), h-1)
+			for z := range ow {
+				zz := min(int(float32(z)*sx), w-1)
+				out[(i*oh+y)*ow+z] = x[(i*h+yy)*w+zz]
+			}
+		}
+	}
+	return out
+}
