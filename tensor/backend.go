@@ -99,6 +99,8 @@ type Backend interface {
 	Binary(dst, a, b *Tensor, op BinaryOp) error
 	// Affine sets dst = x·scale + shift.
 	Affine(dst, x *Tensor, scale, shift float32) error
+	// Clamp sets dst = min(max(x, lo), hi); NaN stays NaN.
+	Clamp(dst, x *Tensor, lo, hi float32) error
 
 	// MatMul sets dst[i] = alpha·a[i]·b[i] + bias for every batch index i: a is
 	// [B,M,K] or [1,M,K], b is [B,K,N] or [1,K,N] (a batch of 1, or a batch stride

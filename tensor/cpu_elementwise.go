@@ -50,6 +50,26 @@ func (c *CPU) Affine(dst, x *Tensor, scale, shift float32) error {
 	return nil
 }
 
+// Clamp sets dst = min(max(x, lo), hi) for a contiguous F32 x; NaN stays NaN.
+func (c *CPU) Clamp(dst, x *Tensor, lo, hi float32) error {
+	ss, err := c.storages("Clamp", dst, x)
+	if err != nil {
+		return err
+	}
+	d, s := ss[0].F32[dst.offset:], ss[1].F32[x.offset:]
+	parallelRange(dst.Numel(), func(from, to int) {
+		for i, v := range s[from:to] {
+			if v < lo {
+				v = lo
+			} else if v > hi {
+				v = hi
+			}
+			d[from+i] = v
+		}
+	})
+	return nil
+}
+
 // Binary sets dst = op(a, b) for F32 operands of dst's shape and any strides
 // (broadcast operands are views with zero strides).
 func (c *CPU) Binary(dst, a, b *Tensor, op BinaryOp) error {

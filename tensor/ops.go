@@ -188,6 +188,30 @@ func affine(op string, x *Tensor, scale, shift float32) (*Tensor, error) {
 	return out, nil
 }
 
+// Clamp returns x with every element limited to [lo, hi] (NaN stays NaN), as
+// torch.clamp.
+func Clamp(x *Tensor, lo, hi float32) (*Tensor, error) {
+	const op = "Clamp"
+	checkLive(op, x)
+	if !(lo <= hi) {
+		return nil, rangeErr(op, "bounds [%g, %g]", lo, hi)
+	}
+	xc, err := asF32(x, true)
+	if err != nil {
+		return nil, err
+	}
+	defer xc.Release()
+	out, err := New(x.Backend(), F32, x.shape...)
+	if err != nil {
+		return nil, err
+	}
+	if err := x.Backend().Clamp(out, xc, lo, hi); err != nil {
+		out.Release()
+		return nil, backendFailed(op, err, x)
+	}
+	return out, nil
+}
+
 // Softmax returns the softmax of x over its last axis.
 func Softmax(x *Tensor) (*Tensor, error) {
 	checkLive("Softmax", x)

@@ -2,6 +2,7 @@ package tensor_test
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -406,6 +407,20 @@ func TestConcat(t *testing.T) {
 		require.NoError(t, err)
 		tensortest.RequireClose(t, data, e.vals(y), 0, 0)
 	})
+}
+
+func TestClamp(t *testing.T) {
+	e := newOpsEnv(t)
+	nan := float32(math.NaN())
+	x, err := tensor.FromFloat32(e.cpu, []float32{-40, -30, 0, 19.5, 21, nan, float32(math.Inf(1))}, 7)
+	require.NoError(t, err)
+	y, err := tensor.Clamp(x, -30, 20)
+	require.NoError(t, err)
+	got := e.vals(y)
+	require.Equal(t, []float32{-30, -30, 0, 19.5, 20, 20}, append(got[:5:5], got[6]))
+	require.True(t, math.IsNaN(float64(got[5])), "NaN stays NaN")
+	_, err = tensor.Clamp(x, 1, 0)
+	requireOpErr(t, err, tensor.ErrRange, "tensor.Clamp", "[1, 0]")
 }
 
 func TestResizeNearest(t *testing.T) {
