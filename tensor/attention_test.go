@@ -164,7 +164,7 @@ func TestAttentionBadShapes(t *testing.T) {
 	err = AttentionInto(mk(F16, 2, 3, 5, 4), q, k, v, AttentionParams{})
 	require.ErrorIs(t, err, ErrDType)
 	_, err = Attention(q, k, func() *Tensor {
-		x, err := Zeros(NewCPU(), F32, 2, 3, 5, 4)
+		x, err := New(OtherDevice(), F32, 2, 3, 5, 4)
 		require.NoError(t, err)
 		return x
 	}(), AttentionParams{})

@@ -120,8 +120,10 @@ func (c *CPU) Free(st Storage) {
 }
 
 func (c *CPU) storage(op string, st Storage) (*CPUStorage, error) {
+	// Any CPU backend's storage is host memory this one can use; only Free
+	// goes to the owner's pools.
 	s, ok := st.(*CPUStorage)
-	if !ok || s.cpu != c {
+	if !ok {
 		return nil, fmt.Errorf("tensor.%s: %w: storage of %s on the CPU backend", op, ErrBackend, st.Backend().Name())
 	}
 	return s, nil

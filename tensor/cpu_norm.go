@@ -87,29 +87,26 @@ func (c *CPU) GroupNorm(dst, x, gamma, beta *Tensor, groups int, eps float32, si
 		for blk := lo; blk < hi; blk++ {
 			o := blk * blockLen
 			mean, variance := stats(s[o:o+blockLen], tmp)
-			inv := 1 / math.Sqrt(variance+float64(eps))
-			// x·sc + (β − mean·sc) in float32 loses the digits of a mean that is
-			// large against the spread; then subtract the mean first, in place.
-			centre := math.Abs(mean)*inv > 8
+			// torch's formula, in float32: y = x·sc + (β − sc·mean) with
+			// sc = γ/√(var+ε). When the mean is large against the spread this
+			// cancels digits (a group of one element gives β plus the rounding
+			// of x·sc, not β), but then so does the reference, and computing it
+			// the same way keeps the two within the same rounding.
+			inv := float32(1 / math.Sqrt(variance+float64(eps)))
 			m := float32(mean)
 			c0 := (blk % groups) * cg
 			for j := range cg {
 				sc := inv
 				if g != nil {
-					sc *= float64(g[c0+j])
+					sc *= g[c0+j]
 				}
-				var sh float64
+				var sh float32
 				if b != nil {
-					sh = float64(b[c0+j])
+					sh = b[c0+j]
 				}
+				sh = float32(float64(sh) - float64(sc)*float64(m))
 				p := o + j*spatial
-				out, in := d[p:p+spatial], s[p:p+spatial]
-				if centre {
-					asm.ScaleShift(out, in, 1, -m)
-					kernel(out, out, float32(sc), float32(sh-(mean-float64(m))*sc))
-				} else {
-					kernel(out, in, float32(sc), float32(sh-mean*sc))
-				}
+				kernel(d[p:p+spatial], s[p:p+spatial], sc, sh)
 			}
 		}
 	})

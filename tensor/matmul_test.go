@@ -377,7 +377,7 @@ func TestMatMulBadShapes(t *testing.T) {
 		}
 	}
 	_, err := MatMul(mk(2, 3), func() *Tensor {
-		x, err := Zeros(NewCPU(), F32, 3, 2)
+		x, err := New(OtherDevice(), F32, 3, 2)
 		require.NoError(t, err)
 		return x
 	}())

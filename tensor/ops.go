@@ -30,6 +30,17 @@ func checkLive(op string, ts ...*Tensor) {
 
 // sameBackend returns an error wrapping ErrBackend unless every non-nil operand
 // lives on the first one's backend.
+// sameDevice reports whether tensors of backends a and b can meet in one
+// operation: the same backend, or two CPU backends (both hold host memory).
+func sameDevice(a, b Backend) bool {
+	if a == b {
+		return true
+	}
+	_, ac := a.(*CPU)
+	_, bc := b.(*CPU)
+	return ac && bc
+}
+
 func sameBackend(op string, ts ...*Tensor) error {
 	var first *Tensor
 	for _, t := range ts {
@@ -40,7 +51,7 @@ func sameBackend(op string, ts ...*Tensor) error {
 			first = t
 			continue
 		}
-		if t.Backend() != first.Backend() {
+		if !sameDevice(t.Backend(), first.Backend()) {
 			return fmt.Errorf("tensor.%s: %w: %v on %s and %v on %s", op, ErrBackend,
 				first, first.Backend().Name(), t, t.Backend().Name())
 		}

@@ -141,3 +141,4 @@ func unravel(shape []int, i int, idx []int) {
 		i /= shape[d]
 	}
 }
+
