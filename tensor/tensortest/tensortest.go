@@ -141,4 +141,3 @@ func unravel(shape []int, i int, idx []int) {
 		i /= shape[d]
 	}
 }
-
