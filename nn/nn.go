@@ -58,7 +58,7 @@ func Get(p Params, name string, shape ...int) (*tensor.Tensor, error) {
 	}
 	if !slices.Equal(t.Shape(), shape) {
 		t.Release()
-		return nil, fmt.Errorf("parameter %s: shape %v, want %v", fullName(p, name), t.Shape(), shape)
+		return nil, fmt.Errorf("%s: want %v, file has %v", fullName(p, name), shape, t.Shape())
 	}
 	return t, nil
 }

@@ -42,7 +42,7 @@ func TestGetNamesTheParameter(t *testing.T) {
 	p := mapParams{tensor.NewCPU(), map[string][]float32{}, map[string][]int{}}
 	p.add(rand.New(rand.NewPCG(1, 1)), "blocks.0.proj.weight", 3, 4)
 	_, err := LoadLinear(Sub(Sub(p, "blocks.0"), "proj"), 4, 5, false)
-	require.ErrorContains(t, err, "parameter blocks.0.proj.weight: shape [3 4], want [5 4]")
+	require.ErrorContains(t, err, "blocks.0.proj.weight: want [5 4], file has [3 4]")
 	_, err = LoadLinear(Sub(p, "blocks.1.proj"), 4, 3, false)
 	require.ErrorContains(t, err, "no parameter blocks.1.proj.weight")
 }

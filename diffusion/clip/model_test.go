@@ -127,5 +127,5 @@ func TestTextModelRejectsBadInput(t *testing.T) {
 	bad := cfg
 	bad.HiddenSize = 48
 	_, err = Load(weights.Params(src, tensor.NewCPU()), bad)
-	require.ErrorContains(t, err, "text_model.embeddings.token_embedding.weight: shape [2014 32], want [2014 48]")
+	require.ErrorContains(t, err, "text_model.embeddings.token_embedding.weight: want [2014 48], file has [2014 32]")
 }

@@ -142,3 +142,75 @@ func maxDiff(a, b []float32) float64 {
 	}
 	return d
 }
+
+func loadSD15(t *testing.T, mutate func(*Config)) (*Model, error) {
+	t.Helper()
+	dir := fixture.Path(t, "models/sd15/unet")
+	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
+	require.NoError(t, err)
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	src, err := weights.OpenSafetensors(filepath.Join(dir, "diffusion_pytorch_model.safetensors"))
+	require.NoError(t, err)
+	t.Cleanup(func() { src.Close() })
+	return Load(weights.Params(src, tensor.NewCPU()), cfg, Options{})
+}
+
+func TestUNetRejectsMismatches(t *testing.T) {
+	_, err := loadSD15(t, func(c *Config) { c.UseLinearProjection = true })
+	require.ErrorContains(t, err, "down_blocks.0.attentions.0.proj_in.weight: want [32 32], file has [32 32 1 1]")
+	_, err = loadSD15(t, func(c *Config) { c.CrossAttentionDim = Ints{48} })
+	require.ErrorContains(t, err, "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight: want [32 48], file has [32 32]")
+	_, err = loadSD15(t, func(c *Config) { c.DownBlockTypes[0] = "SimpleCrossAttnDownBlock2D" })
+	require.Error(t, err)
+
+	m, err := loadSD15(t, nil)
+	require.NoError(t, err)
+	defer m.Release()
+	cpu := tensor.NewCPU()
+	ctx, _ := tensor.Zeros(cpu, tensor.F32, 1, 77, 32)
+	bad, _ := tensor.Zeros(cpu, tensor.F32, 1, 9, 8, 8)
+	_, err = m.Forward(Input{Sample: bad, Timestep: []float32{1}, Context: ctx}, nil)
+	require.ErrorContains(t, err, "unet: sample F32[1 9 8 8], want [B 4 H W]")
+	x, _ := tensor.Zeros(cpu, tensor.F32, 1, 4, 8, 8)
+	_, err = m.Forward(Input{Sample: x, Timestep: []float32{1, 2}, Context: ctx}, nil)
+	require.ErrorContains(t, err, "2 timesteps for a batch of 1")
+	wide, _ := tensor.Zeros(cpu, tensor.F32, 1, 77, 64)
+	_, err = m.Forward(Input{Sample: x, Timestep: []float32{1}, Context: wide}, nil)
+	require.ErrorContains(t, err, "encoder_hidden_states F32[1 77 64], want [1 S 32]")
+}
+
+// Latent sides that are not multiples of 2^levels take diffusers' upsample-to-
+// skip-size path; the output keeps the input's size, and a batch item's result
+// does not depend on the other items of the batch.
+func TestUNetOddLatentSizes(t *testing.T) {
+	m, err := loadSD15(t, nil)
+	require.NoError(t, err)
+	defer m.Release()
+	cpu := tensor.NewCPU()
+	for _, hw := range [][2]int{{9, 7}, {5, 12}, {3, 3}} {
+		h, w := hw[0], hw[1]
+		n := 4 * h * w
+		v := make([]float32, 2*n)
+		for i := range v {
+			v[i] = float32(math.Sin(float64(i)))
+		}
+		x, _ := tensor.FromFloat32(cpu, v, 2, 4, h, w)
+		cv := make([]float32, 2*77*32)
+		for i := range cv {
+			cv[i] = float32(math.Cos(float64(i) * 0.37))
+		}
+		ctx, _ := tensor.FromFloat32(cpu, cv, 2, 77, 32)
+		out, err := m.Forward(Input{Sample: x, Timestep: []float32{500, 500}, Context: ctx}, nil)
+		require.NoError(t, err, "%dx%d", h, w)
+		require.Equal(t, []int{2, 4, h, w}, out.Shape())
+		x1, _ := tensor.FromFloat32(cpu, v[:n], 1, 4, h, w)
+		c1, _ := tensor.FromFloat32(cpu, cv[:77*32], 1, 77, 32)
+		one, err := m.Forward(Input{Sample: x1, Timestep: []float32{500}, Context: c1}, nil)
+		require.NoError(t, err)
+		all, _ := out.Float32s()
+		first, _ := one.Float32s()
+		requireClose(t, "batch item 0 alone", first, all[:n])
+	}
+}
