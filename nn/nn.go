@@ -38,27 +38,46 @@ type subParams struct {
 
 func (s subParams) Tensor(name string) (*tensor.Tensor, error) { return s.p.Tensor(s.prefix + name) }
 
-// fullName returns the name a parameter has at the root of p's Sub chain.
-func fullName(p Params, name string) string {
+// Synthesizer is implemented by Params that make weights on demand instead of
+// reading them (benchmarks with synthetic weights of the real shapes): Get hands
+// it the full name and the shape the layer expects.
+type Synthesizer interface {
+	Synthesize(name string, shape []int) (*tensor.Tensor, error)
+}
+
+// root returns the Params at the root of p's Sub chain and the full name of a
+// parameter of p.
+func root(p Params, name string) (Params, string) {
 	for {
 		s, ok := p.(subParams)
 		if !ok {
-			return name
+			return p, name
 		}
 		p, name = s.p, s.prefix+name
 	}
 }
 
+func rootSynthesizer(p Params, name string) (Synthesizer, bool) {
+	r, _ := root(p, name)
+	s, ok := r.(Synthesizer)
+	return s, ok
+}
+
 // Get loads a parameter and checks its shape; the error names the parameter and
 // both shapes.
 func Get(p Params, name string, shape ...int) (*tensor.Tensor, error) {
+	if s, ok := rootSynthesizer(p, name); ok {
+		_, full := root(p, name)
+		return s.Synthesize(full, shape)
+	}
 	t, err := p.Tensor(name)
 	if err != nil {
 		return nil, err
 	}
 	if !slices.Equal(t.Shape(), shape) {
 		t.Release()
-		return nil, fmt.Errorf("%s: want %v, file has %v", fullName(p, name), shape, t.Shape())
+		_, full := root(p, name)
+		return nil, fmt.Errorf("%s: want %v, file has %v", full, shape, t.Shape())
 	}
 	return t, nil
 }
