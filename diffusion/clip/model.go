@@ -84,6 +84,12 @@ func (m *TextModel) load(p nn.Params) error {
 	return nil
 }
 
+// FinalNorm applies the final layer norm to a hidden state [B, L, hidden], as
+// diffusers does to the hidden state it picks when clip_skip is set.
+func (m *TextModel) FinalNorm(h *tensor.Tensor) (*tensor.Tensor, error) {
+	return m.finalNorm.Forward(h)
+}
+
 // Config returns the model's architecture.
 func (m *TextModel) Config() Config { return m.cfg }
 
