@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 # Files written by `go generate`; `make test` checks that regenerating changes none of them.
-GENERATED = kernels/asm/*_amd64.s kernels/asm/*_stub_amd64.go
+GENERATED = kernels/asm/*_amd64.s kernels/asm/*_stub_amd64.go diffusion/tokenizer/nfc_tables.go diffusion/tokenizer/*.gz
 
 .PHONY: all build test vet check-fmt unit noasm generate check-generate cross bench fmt
 

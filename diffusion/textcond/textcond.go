@@ -151,23 +151,38 @@ func chunks(tok *tokenizer.Tokenizer, text string, o Options, minChunks int) (cs
 	return cs, truncated
 }
 
-// Encode conditions on one prompt.
+// Texts is a prompt for each text encoder of the family (SDXL's prompt and
+// prompt_2); a single text is given to every encoder.
+type Texts []string
+
+func (t Texts) at(i int) string {
+	if i < len(t) {
+		return t[i]
+	}
+	return t[len(t)-1]
+}
+
+// Encode conditions on one prompt, given to every text encoder.
 func (e *Encoder) Encode(text string, o Options) (*Result, error) {
-	return e.encode(text, o, 0)
+	return e.EncodeTexts(Texts{text}, o)
+}
+
+// EncodeTexts conditions on a prompt per text encoder.
+func (e *Encoder) EncodeTexts(texts Texts, o Options) (*Result, error) {
+	if len(texts) == 0 {
+		return nil, errors.New("textcond: no prompt")
+	}
+	return e.encode(texts, o, e.chunkCount(o, texts))
 }
 
 // EncodePair conditions on a prompt and its negative, padding the shorter with
 // empty chunks so that both have as many chunks (classifier-free guidance
 // batches them together).
-func (e *Encoder) EncodePair(positive, negative string, o Options) (pos, neg *Result, err error) {
-	n := 1
-	if !o.Plain {
-		for _, tok := range e.tokenizers {
-			a, _ := chunks(tok, positive, o, 0)
-			b, _ := chunks(tok, negative, o, 0)
-			n = max(n, len(a), len(b))
-		}
+func (e *Encoder) EncodePair(positive, negative Texts, o Options) (pos, neg *Result, err error) {
+	if len(positive) == 0 || len(negative) == 0 {
+		return nil, nil, errors.New("textcond: no prompt")
 	}
+	n := e.chunkCount(o, positive, negative)
 	if pos, err = e.encode(positive, o, n); err != nil {
 		return nil, nil, err
 	}
@@ -178,7 +193,23 @@ func (e *Encoder) EncodePair(positive, negative string, o Options) (pos, neg *Re
 	return pos, neg, nil
 }
 
-func (e *Encoder) encode(text string, o Options, minChunks int) (*Result, error) {
+// chunkCount returns how many chunks the longest of the texts needs with any
+// of the tokenizers, so that every encoder's context has the same length.
+func (e *Encoder) chunkCount(o Options, texts ...Texts) int {
+	n := 1
+	if o.Plain {
+		return n
+	}
+	for _, ts := range texts {
+		for i, tok := range e.tokenizers {
+			cs, _ := chunks(tok, ts.at(i), o, 0)
+			n = max(n, len(cs))
+		}
+	}
+	return n
+}
+
+func (e *Encoder) encode(texts Texts, o Options, minChunks int) (*Result, error) {
 	if o.ClipSkip < 0 {
 		return nil, fmt.Errorf("textcond: clip_skip %d is negative", o.ClipSkip)
 	}
@@ -189,10 +220,8 @@ func (e *Encoder) encode(text string, o Options, minChunks int) (*Result, error)
 			c.Release()
 		}
 	}()
-	// Every tokenizer of a family sees the same prompt; SDXL's two vocabularies
-	// agree, so they cut it into the same number of chunks.
 	for i, tok := range e.tokenizers {
-		cs, truncated := chunks(tok, text, o, minChunks)
+		cs, truncated := chunks(tok, texts.at(i), o, minChunks)
 		if i > 0 && len(cs) != res.Chunks {
 			return nil, fmt.Errorf("textcond: text encoder %d cuts the prompt into %d chunks, encoder 0 into %d", i+1, len(cs), res.Chunks)
 		}

@@ -163,7 +163,7 @@ func TestLongPromptsAndBreak(t *testing.T) {
 	require.Equal(t, f.hidden(t, 0, tok.EncodeForModel("on mars", 77), SD1, 0), bv[77*32:])
 
 	// The negative prompt is padded with empty chunks to the positive's count.
-	pos, neg, err := f.enc.EncodePair(long, "", Options{})
+	pos, neg, err := f.enc.EncodePair(Texts{long}, Texts{""}, Options{})
 	require.NoError(t, err)
 	require.Equal(t, 2, neg.Chunks)
 	require.Equal(t, pos.Context.Shape(), neg.Context.Shape())
@@ -204,5 +204,21 @@ func TestBadOptions(t *testing.T) {
 	require.NoError(t, err)
 	for _, v := range vals(t, r.Context) {
 		require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0))
+	}
+}
+
+// SDXL's encoders may get different prompts (prompt and prompt_2); the shorter
+// is padded with empty chunks so the two contexts line up.
+func TestSDXLTwoPrompts(t *testing.T) {
+	f := load(t, "sdxl", SDXL)
+	long := strings.Repeat("red horse ", 50)
+	r, err := f.enc.EncodeTexts(Texts{astronaut, long}, Options{})
+	require.NoError(t, err)
+	require.Equal(t, 2, r.Chunks)
+	require.Equal(t, []int{1, 154, 64}, r.Context.Shape())
+	got := vals(t, r.Context)
+	a := f.hidden(t, 0, f.toks[0].EncodeForModel(astronaut, 77), SDXL, 0)
+	for p := range 77 {
+		require.Equal(t, a[p*32:(p+1)*32], got[p*64:p*64+32])
 	}
 }
