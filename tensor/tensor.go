@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"math/bits"
 	"slices"
 	"sync/atomic"
 )
@@ -114,9 +115,10 @@ func contiguousStrides(shape []int) []int {
 	return st
 }
 
-// maxElements bounds the size of one tensor (2^40 elements) so that a corrupt
-// shape is an error rather than an attempt at a huge allocation or an overflow.
-const maxElements = 1 << 40
+// maxElements bounds the size of one tensor (2^40 elements on 64-bit targets,
+// 2^24 on 32-bit ones) so that a corrupt shape is an error rather than an
+// attempt at a huge allocation or an overflow.
+const maxElements = 1 << (bits.UintSize/2 + 8)
 
 func checkShape(op string, shape []int) error {
 	n := 1
@@ -125,7 +127,7 @@ func checkShape(op string, shape []int) error {
 			return shapeErr(op, "negative dimension in %v", shape)
 		}
 		if d > 0 && n > maxElements/d {
-			return shapeErr(op, "shape %v has more than 2^40 elements", shape)
+			return shapeErr(op, "shape %v has more than %d elements", shape, maxElements)
 		}
 		n *= d
 	}
