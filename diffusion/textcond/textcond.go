@@ -177,7 +177,8 @@ func (e *Encoder) EncodeTexts(texts Texts, o Options) (*Result, error) {
 
 // EncodePair conditions on a prompt and its negative, padding the shorter with
 // empty chunks so that both have as many chunks (classifier-free guidance
-// batches them together).
+// batches them together). Options.ClipSkip applies to the prompt only, as in
+// diffusers' pipelines.
 func (e *Encoder) EncodePair(positive, negative Texts, o Options) (pos, neg *Result, err error) {
 	if len(positive) == 0 || len(negative) == 0 {
 		return nil, nil, errors.New("textcond: no prompt")
@@ -186,7 +187,11 @@ func (e *Encoder) EncodePair(positive, negative Texts, o Options) (pos, neg *Res
 	if pos, err = e.encode(positive, o, n); err != nil {
 		return nil, nil, err
 	}
-	if neg, err = e.encode(negative, o, n); err != nil {
+	// diffusers applies clip_skip to the prompt only: the negative prompt is
+	// always encoded from the final layer (SDXL: the penultimate one).
+	negOpts := o
+	negOpts.ClipSkip = 0
+	if neg, err = e.encode(negative, negOpts, n); err != nil {
 		pos.Release()
 		return nil, nil, err
 	}

@@ -1,0 +1,158 @@
+// Package diffusion runs Stable Diffusion: it loads a model (a diffusers folder,
+// a single-file checkpoint, or a Hugging Face repository) and generates images
+// from text, from an image, or into a masked region, following diffusers'
+// pipelines step for step so that a seed gives the image diffusers gives.
+//
+// The parts live in sub-packages: model (loading), tokenizer, clip and
+// textcond (prompts), unet and vae (the networks), sched (schedulers), rng
+// (torch-compatible random numbers).
+package diffusion
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/sdgo/sdgo/diffusion/clip"
+	"github.com/sdgo/sdgo/diffusion/model"
+	"github.com/sdgo/sdgo/diffusion/textcond"
+	"github.com/sdgo/sdgo/diffusion/tokenizer"
+	"github.com/sdgo/sdgo/diffusion/unet"
+	"github.com/sdgo/sdgo/diffusion/vae"
+	"github.com/sdgo/sdgo/diffusion/weights"
+	"github.com/sdgo/sdgo/tensor"
+)
+
+// Options configure Load.
+type Options struct {
+	// Variant, Config and PredictionType are model.Options': the weight variant
+	// of a diffusers folder ("fp16"), a diffusers folder giving a single file's
+	// architecture, and an override of what the UNet predicts.
+	Variant, Config, PredictionType string
+	// Backend runs the networks; nil is the CPU.
+	Backend tensor.Backend
+	// Attention selects the attention kernel (flash by default, or sliced) and
+	// its block sizes, for every attention of the UNet.
+	Attention tensor.AttentionParams
+}
+
+// Pipeline is a loaded model, ready to generate. Its methods are not safe for
+// concurrent use: run one Generate at a time per Pipeline.
+type Pipeline struct {
+	Model   *model.Model
+	backend tensor.Backend
+	unet    *unet.Model
+	vae     *vae.Model
+	texts   []*clip.TextModel
+	cond    *textcond.Encoder
+}
+
+// Load loads a model from a diffusers folder or a single-file checkpoint.
+func Load(path string, opts Options) (*Pipeline, error) {
+	m, err := model.Load(path, model.Options{Variant: opts.Variant, Config: opts.Config, PredictionType: opts.PredictionType})
+	if err != nil {
+		return nil, err
+	}
+	p, err := build(m, opts)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func build(m *model.Model, opts Options) (*Pipeline, error) {
+	var fam textcond.Family
+	switch m.Family {
+	case model.SD1:
+		fam = textcond.SD1
+	case model.SD2:
+		fam = textcond.SD2
+	case model.SDXL:
+		fam = textcond.SDXL
+	default:
+		return nil, fmt.Errorf("diffusion: %s models are not supported by the pipelines yet", m.Family)
+	}
+	b := opts.Backend
+	if b == nil {
+		b = tensor.NewCPU()
+	}
+	p := &Pipeline{Model: m, backend: b}
+	var err error
+	if p.unet, err = unet.Load(weights.Params(m.UNetWeights, b), m.UNet, unet.Options{Attention: opts.Attention}); err != nil {
+		return nil, err
+	}
+	if p.vae, err = vae.Load(weights.Params(m.VAEWeights, b), m.VAE); err != nil {
+		p.Close()
+		return nil, err
+	}
+	var toks []*tokenizer.Tokenizer
+	for i, te := range m.TextEncoders {
+		tm, err := clip.Load(weights.Params(te.Weights, b), te.Config)
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("diffusion: %s: %w", te.Name, err)
+		}
+		p.texts = append(p.texts, tm)
+		tok, err := loadTokenizer(te, fam, i)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		toks = append(toks, tok)
+	}
+	if p.cond, err = textcond.New(fam, toks, p.texts); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// loadTokenizer reads a text encoder's tokenizer folder, or takes the built-in
+// CLIP vocabulary (single files) padded as the family's reference tokenizer is:
+// with <|endoftext|> for CLIP-L, with "!" for the OpenCLIP encoders.
+func loadTokenizer(te model.TextEncoder, fam textcond.Family, i int) (*tokenizer.Tokenizer, error) {
+	if te.Tokenizer != "" {
+		t, err := tokenizer.Load(te.Tokenizer)
+		if err != nil {
+			return nil, fmt.Errorf("diffusion: %s tokenizer: %w", te.Name, err)
+		}
+		return t, nil
+	}
+	t := tokenizer.Builtin()
+	if fam == textcond.SD2 || (fam == textcond.SDXL && i == 1) {
+		return t.WithPad("!")
+	}
+	return t, nil
+}
+
+// Close releases the networks and the model's files.
+func (p *Pipeline) Close() error {
+	if p.unet != nil {
+		p.unet.Release()
+	}
+	if p.vae != nil {
+		p.vae.Release()
+	}
+	for _, t := range p.texts {
+		t.Release()
+	}
+	p.unet, p.vae, p.texts = nil, nil, nil
+	if p.Model == nil {
+		return nil
+	}
+	err := p.Model.Close()
+	p.Model = nil
+	return err
+}
+
+// VAEScaleFactor is the side of the pixel square one latent covers (8).
+func (p *Pipeline) VAEScaleFactor() int { return p.Model.VAE.DownscaleFactor() }
+
+// DefaultSize is the model's native image size in pixels.
+func (p *Pipeline) DefaultSize() (width, height int) {
+	h, w := p.Model.UNet.Sample()
+	f := p.VAEScaleFactor()
+	return w * f, h * f
+}
+
+var errClosed = errors.New("diffusion: pipeline is closed")
