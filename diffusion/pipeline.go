@@ -9,11 +9,14 @@
 package diffusion
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/sdgo/sdgo/diffusion/clip"
+	"github.com/sdgo/sdgo/diffusion/hub"
 	"github.com/sdgo/sdgo/diffusion/model"
+	"github.com/sdgo/sdgo/diffusion/rng"
 	"github.com/sdgo/sdgo/diffusion/textcond"
 	"github.com/sdgo/sdgo/diffusion/tokenizer"
 	"github.com/sdgo/sdgo/diffusion/unet"
@@ -33,6 +36,8 @@ type Options struct {
 	// Attention selects the attention kernel (flash by default, or sliced) and
 	// its block sizes, for every attention of the UNet.
 	Attention tensor.AttentionParams
+	// Hub downloads repository ids; nil uses hub.NewClientFromEnv.
+	Hub *hub.Client
 }
 
 // Pipeline is a loaded model, ready to generate. Its methods are not safe for
@@ -46,8 +51,26 @@ type Pipeline struct {
 	cond    *textcond.Encoder
 }
 
-// Load loads a model from a diffusers folder or a single-file checkpoint.
-func Load(path string, opts Options) (*Pipeline, error) {
+// Load loads a model from a diffusers folder, a single-file checkpoint, or a
+// Hugging Face repository id ("org/name", "org/name@revision"), which is
+// downloaded into (or found in) the shared Hugging Face cache: see package hub
+// for the environment variables it honours (HF_HOME, HF_TOKEN,
+// HF_HUB_OFFLINE, ...). Options.Hub replaces that client.
+func Load(ctx context.Context, path string, opts Options) (*Pipeline, error) {
+	if hub.IsRepoID(path) {
+		c := opts.Hub
+		if c == nil {
+			var err error
+			if c, err = hub.NewClientFromEnv(); err != nil {
+				return nil, err
+			}
+		}
+		dir, err := c.LocalPath(ctx, path, &hub.Options{Variant: opts.Variant})
+		if err != nil {
+			return nil, err
+		}
+		path = dir
+	}
 	m, err := model.Load(path, model.Options{Variant: opts.Variant, Config: opts.Config, PredictionType: opts.PredictionType})
 	if err != nil {
 		return nil, err
@@ -156,3 +179,13 @@ func (p *Pipeline) DefaultSize() (width, height int) {
 }
 
 var errClosed = errors.New("diffusion: pipeline is closed")
+
+// NewGenerator returns torch's generator of that kind ("cpu", diffusers'
+// default, or "cuda", the Philox stream A1111-style UIs use) seeded with seed.
+func NewGenerator(kind string, seed uint64) (Generator, error) {
+	g, err := rng.New(kind, seed)
+	if err != nil {
+		return nil, fmt.Errorf("diffusion: %w", err)
+	}
+	return g, nil
+}

@@ -145,7 +145,7 @@ func TestPipelinesMatchDiffusers(t *testing.T) {
 			defer ref.Close()
 			var c pipelineCase
 			require.NoError(t, pyjson.Unmarshal([]byte(ref.Metadata()["case"]), &c))
-			p, err := Load(fixture.Path(t, c.Model), Options{})
+			p, err := Load(context.Background(), fixture.Path(t, c.Model), Options{})
 			require.NoError(t, err)
 			defer p.Close()
 			// The tiny models' 1x1 lowest level leaves the reference defined only
