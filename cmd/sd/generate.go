@@ -121,7 +121,7 @@ type generateFlags struct {
 func runGenerate(ctx context.Context, e *env, args []string) error {
 	var f generateFlags
 	fs := newFlags(e, "generate", "--model MODEL --prompt TEXT [flags]")
-	fs.StringVar(&f.model, "model", "", "a diffusers folder or a single-file checkpoint (.safetensors, .ckpt)")
+	fs.StringVar(&f.model, "model", "", "a preset (v1-5, v2-1, xl, turbo, ...), a Hub repository id (org/name[@rev]), a diffusers folder or a single-file checkpoint")
 	fs.StringVar(&f.config, "config", "", "a diffusers folder giving a single file's architecture")
 	fs.StringVar(&f.prompt, "prompt", "", "what to draw")
 	fs.StringVar(&f.prompt, "p", "", "shorthand for --prompt")
@@ -169,8 +169,17 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
+	// A preset name stands for its Hub repository and brings its defaults.
+	modelPath := f.model
+	preset, isPreset := diffusion.LookupPreset(f.model)
+	if isPreset {
+		modelPath = preset.Repo
+		if req.Scheduler == "" {
+			req.Scheduler = preset.Scheduler
+		}
+	}
 	start := time.Now()
-	p, err := diffusion.Load(ctx, f.model, diffusion.Options{Config: f.config, PredictionType: f.predictionType})
+	p, err := diffusion.Load(ctx, modelPath, diffusion.Options{Config: f.config, PredictionType: f.predictionType})
 	if err != nil {
 		return err
 	}
@@ -181,12 +190,21 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	}
 	if f.steps == 0 {
 		req.Steps = 30
+		if isPreset {
+			req.Steps = preset.Steps
+		}
 	}
 	if !f.guidance.set {
 		req.Guidance = 7.5
 		if p.Model.Family == "sdxl" {
 			req.Guidance = 5
 		}
+		if isPreset {
+			req.Guidance = preset.Guidance
+		}
+	}
+	if isPreset && req.InitImage == nil && req.Width == 0 && req.Height == 0 {
+		req.Width, req.Height = preset.Size, preset.Size
 	}
 	progress := newProgress(e.stderr, f.quiet)
 	req.Progress = func(pr diffusion.Progress) { progress.step(pr.Step, pr.Steps) }

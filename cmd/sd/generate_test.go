@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/sdgo/sdgo/diffusion/hub/hubtest"
 	"github.com/sdgo/sdgo/diffusion/safetensors"
 	"github.com/sdgo/sdgo/internal/fixture"
 	"github.com/sdgo/sdgo/internal/pyjson"
@@ -172,4 +174,34 @@ func TestGenerateWritesParameters(t *testing.T) {
 	defer f.Close()
 	_, err = png.Decode(f)
 	require.NoError(t, err, "the spliced text chunk leaves a valid PNG")
+}
+
+// A preset name downloads its repository through the Hub client (here a fake
+// Hub holding the tiny SD 1.5 folder under the preset's repository id).
+func TestGeneratePreset(t *testing.T) {
+	srv := hubtest.NewServer(t)
+	dir := fixture.Path(t, "models/sd15")
+	var files []hubtest.File
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		files = append(files, hubtest.File{Path: filepath.ToSlash(rel), Data: data, LFS: strings.HasSuffix(p, ".safetensors")})
+		return err
+	}))
+	srv.AddRepo("stable-diffusion-v1-5/stable-diffusion-v1-5", files...)
+	t.Setenv("HF_ENDPOINT", srv.URL)
+	t.Setenv("HF_HOME", t.TempDir())
+	t.Setenv("HF_HUB_CACHE", "")
+	out := filepath.Join(t.TempDir(), "v15.png")
+	status, _, stderr := sd(t, "generate", "--quiet", "--model", "v1-5", "-p", "a fox", "--steps", "1", "--width", "64", "--height", "64", "--seed", "1", "--out", out)
+	require.Equal(t, 0, status, stderr)
+	f, err := os.Open(out)
+	require.NoError(t, err)
+	defer f.Close()
+	img, err := png.Decode(f)
+	require.NoError(t, err)
+	require.Equal(t, 64, img.Bounds().Dx())
 }
