@@ -90,16 +90,18 @@ func (f *Float) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// MarshalJSON writes the number, or Infinity/-Infinity/NaN as Python does.
+// MarshalJSON writes the number, or "Infinity", "-Infinity" or "NaN" as
+// strings: encoding/json refuses the bare words Python writes, and Unmarshal
+// reads the strings back. Use Python to write a file for Python.
 func (f Float) MarshalJSON() ([]byte, error) {
 	v := float64(f)
 	switch {
 	case math.IsInf(v, 1):
-		return []byte("Infinity"), nil
+		return []byte(`"Infinity"`), nil
 	case math.IsInf(v, -1):
-		return []byte("-Infinity"), nil
+		return []byte(`"-Infinity"`), nil
 	case math.IsNaN(v):
-		return []byte("NaN"), nil
+		return []byte(`"NaN"`), nil
 	}
 	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
 }
