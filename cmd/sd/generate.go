@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
-	_ "image/jpeg" // init images may be JPEG
-	_ "image/png"
 	"io"
 	"math"
 	"os"
@@ -326,9 +324,9 @@ func readImage(path string) (image.Image, error) {
 		return nil, err
 	}
 	defer f.Close()
-	img, _, err := image.Decode(f)
+	img, err := diffusion.DecodeImage(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a PNG or JPEG image: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return img, nil
 }
