@@ -3,11 +3,6 @@ package bench
 import (
 	"fmt"
 	"testing"
-
-	"github.com/sdgo/sdgo/diffusion/clip"
-	"github.com/sdgo/sdgo/diffusion/unet"
-	"github.com/sdgo/sdgo/diffusion/vae"
-	"github.com/sdgo/sdgo/tensor"
 )
 
 func TestUNetGFLOP(t *testing.T) {
@@ -24,100 +19,56 @@ func TestUNetGFLOP(t *testing.T) {
 	if g := UNetGFLOP(cfg, 1, 64); g < 760 || g > 850 {
 		t.Fatalf("SD 1.5 UNet at 64x64: %.0f GFLOP, want about 803", g)
 	}
+	// The SD VAE's decoder at 512x512 is about 2515 GFLOP (same profiler).
+	v, _ := VAEConfig(SD15)
+	g := VAEGFLOP(v, 1, 512, true)
+	t.Logf("VAE decode 512: %.0f GFLOP, encode %.0f", g, VAEGFLOP(v, 1, 512, false))
+	if g < 2300 || g > 2700 {
+		t.Fatalf("SD VAE decode at 512: %.0f GFLOP, want about 2515", g)
+	}
+}
+
+// runSpec times a Spec with go test's loop, through the same builder as sd bench.
+func runSpec(b *testing.B, s Spec) {
+	call, gflop, release, err := build(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer release()
+	if err := call(); err != nil { // warm-up
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if err := call(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sec := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(sec*1e3, "ms/call")
+	b.ReportMetric(gflop/sec, "GFLOP/s")
+	b.ReportMetric(PeakRSSMB(), "peak-MB")
 }
 
 // BenchmarkUNet times one UNet call at the real shapes with synthetic F16 weights.
 func BenchmarkUNet(b *testing.B) {
-	for _, c := range []struct {
-		arch          Arch
-		latent, batch int
-	}{{SD15, 64, 1}, {SD15, 64, 2}, {SDXL, 128, 2}} {
-		b.Run(fmt.Sprintf("%s_%dx%d_b%d", c.arch, c.latent, c.latent, c.batch), func(b *testing.B) {
-			cpu := tensor.NewCPU()
-			cfg, err := UNetConfig(c.arch)
-			if err != nil {
-				b.Fatal(err)
-			}
-			m, err := unet.Load(&Synthetic{Backend: cpu, DType: tensor.F16}, cfg, unet.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer m.Release()
-			in, err := UNetInput(cpu, cfg, c.batch, c.latent)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			for b.Loop() {
-				out, err := m.Forward(in, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				out.Release()
-			}
-			sec := b.Elapsed().Seconds() / float64(b.N)
-			b.ReportMetric(sec*1e3, "ms/call")
-			b.ReportMetric(UNetGFLOP(cfg, c.batch, c.latent)/sec, "GFLOP/s")
-			b.ReportMetric(PeakRSSMB(), "peak-MB")
-		})
+	for _, s := range []Spec{
+		{Arch: SD15, Component: "unet", Size: 512, Batch: 1},
+		{Arch: SD15, Component: "unet", Size: 512, Batch: 2},
+		{Arch: SDXL, Component: "unet", Size: 1024, Batch: 2},
+	} {
+		b.Run(fmt.Sprintf("%s_%dx%d_b%d", s.Arch, s.Size/8, s.Size/8, s.Batch), func(b *testing.B) { runSpec(b, s) })
 	}
 }
 
-// BenchmarkVAEDecode times one decode at 512 and 1024 pixels with synthetic F16 weights.
+// BenchmarkVAEDecode times one decode at 512 and 1024 pixels.
 func BenchmarkVAEDecode(b *testing.B) {
-	for _, c := range []struct {
-		arch Arch
-		px   int
-	}{{SD15, 512}, {SD15, 1024}} {
-		b.Run(fmt.Sprintf("%s_%d", c.arch, c.px), func(b *testing.B) {
-			cpu := tensor.NewCPU()
-			cfg, err := VAEConfig(c.arch)
-			if err != nil {
-				b.Fatal(err)
-			}
-			m, err := vae.Load(&Synthetic{Backend: cpu, DType: tensor.F16}, cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer m.Release()
-			z, err := tensor.Full(cpu, tensor.F32, 0.5, 1, 4, c.px/8, c.px/8)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			for b.Loop() {
-				out, err := m.Decode(z)
-				if err != nil {
-					b.Fatal(err)
-				}
-				out.Release()
-			}
-			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)*1e3, "ms/call")
-			b.ReportMetric(PeakRSSMB(), "peak-MB")
-		})
+	for _, px := range []int{512, 1024} {
+		b.Run(fmt.Sprintf("sd_%d", px), func(b *testing.B) { runSpec(b, Spec{Arch: SD15, Component: "vae-decode", Size: px, Batch: 1}) })
 	}
 }
 
 // BenchmarkTextEncoder times CLIP-L on one 77-token prompt.
 func BenchmarkTextEncoder(b *testing.B) {
-	cpu := tensor.NewCPU()
-	m, err := clip.Load(&Synthetic{Backend: cpu, DType: tensor.F16}, clip.ViTL14())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Release()
-	ids := make([]int, 77)
-	for i := range ids {
-		ids[i] = (i * 997) % 49408
-	}
-	b.Run("clip_l_77", func(b *testing.B) {
-		for b.Loop() {
-			out, err := m.Forward([][]int{ids})
-			if err != nil {
-				b.Fatal(err)
-			}
-			out.Release()
-		}
-		b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)*1e3, "ms/call")
-	})
+	b.Run("clip_l_77", func(b *testing.B) { runSpec(b, Spec{Arch: SD15, Component: "text", Size: 512, Batch: 1}) })
 }

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/sdgo/sdgo/internal/bench"
+)
+
+func init() {
+	register(command{name: "bench", summary: "time a model component at real size with synthetic weights", run: runBench})
+}
+
+func runBench(ctx context.Context, e *env, args []string) error {
+	var s bench.Spec
+	var arch string
+	var jsonOut bool
+	fs := newFlags(e, "bench", "--arch sd15|sd21|sdxl --component unet|vae-decode|vae-encode|text|pipeline [flags]")
+	fs.StringVar(&arch, "arch", "sd15", "model family: sd15, sd21 or sdxl")
+	fs.StringVar(&s.Component, "component", "unet", "unet, vae-decode, vae-encode, text or pipeline")
+	fs.IntVar(&s.Size, "size", 512, "image side in pixels")
+	fs.IntVar(&s.Batch, "batch", 1, "batch size")
+	fs.IntVar(&s.Steps, "steps", 20, "denoising steps (pipeline)")
+	fs.IntVar(&s.Iters, "iters", 3, "timed calls after one warm-up call")
+	fs.StringVar(&s.Device, "device", "cpu", "where to run: cpu")
+	fs.BoolVar(&jsonOut, "json", false, "print one JSON object")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	s.Arch = bench.Arch(arch)
+	if _, err := bench.UNetConfig(s.Arch); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if s.Batch < 1 || s.Iters < 1 || s.Steps < 1 {
+		return fmt.Errorf("%w: --batch, --iters and --steps must be at least 1", errUsage)
+	}
+	r, err := bench.Run(ctx, s)
+	if err != nil {
+		return err
+	}
+	if jsonOut {
+		return json.NewEncoder(e.stdout).Encode(r)
+	}
+	fmt.Fprintf(e.stdout, "%s %s %dpx batch %d on %s (%d threads): median %.1f ms, min %.1f ms over %d calls; %.0f GFLOP, %.1f GFLOP/s; peak RSS %.0f MB\n",
+		r.Arch, r.Component, r.Size, r.Batch, r.Device, r.Threads, r.MsMedian, r.MsMin, r.Iters, r.GFLOP, r.GFLOPS, r.PeakRSSMB)
+	return nil
+}
