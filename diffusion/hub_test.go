@@ -2,10 +2,6 @@ package diffusion
 
 import (
 	"context"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/sdgo/sdgo/diffusion/hub"
@@ -19,19 +15,7 @@ import (
 func TestLoadFromHub(t *testing.T) {
 	srv := hubtest.NewServer(t)
 	dir := fixture.Path(t, "models/sd15")
-	var files []hubtest.File
-	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		files = append(files, hubtest.File{Path: filepath.ToSlash(rel), Data: data, LFS: strings.HasSuffix(p, ".safetensors")})
-		return nil
-	}))
+	files := hubtest.FilesFromDir(t, dir)
 	srv.AddRepo("tiny/sd15", files...)
 	client := &hub.Client{Endpoint: srv.URL, CacheDir: t.TempDir()}
 

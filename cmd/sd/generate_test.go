@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,16 +180,7 @@ func TestGenerateWritesParameters(t *testing.T) {
 func TestGeneratePreset(t *testing.T) {
 	srv := hubtest.NewServer(t)
 	dir := fixture.Path(t, "models/sd15")
-	var files []hubtest.File
-	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		files = append(files, hubtest.File{Path: filepath.ToSlash(rel), Data: data, LFS: strings.HasSuffix(p, ".safetensors")})
-		return err
-	}))
+	files := hubtest.FilesFromDir(t, dir)
 	srv.AddRepo("stable-diffusion-v1-5/stable-diffusion-v1-5", files...)
 	t.Setenv("HF_ENDPOINT", srv.URL)
 	t.Setenv("HF_HOME", t.TempDir())

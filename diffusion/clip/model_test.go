@@ -3,34 +3,16 @@ package clip
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"path/filepath"
 	"testing"
 
 	"github.com/sdgo/sdgo/diffusion/safetensors"
 	"github.com/sdgo/sdgo/diffusion/weights"
 	"github.com/sdgo/sdgo/internal/fixture"
+	"github.com/sdgo/sdgo/internal/refcheck"
 	"github.com/sdgo/sdgo/tensor"
 	"github.com/stretchr/testify/require"
 )
-
-// requireClose checks got against want with the fixtures' tolerance for model
-// outputs: max abs error <= 1e-4 x max(1, max|want|).
-func requireClose(t *testing.T, what string, want, got []float32) {
-	t.Helper()
-	require.Len(t, got, len(want), what)
-	scale := 1.0
-	for _, w := range want {
-		scale = math.Max(scale, math.Abs(float64(w)))
-	}
-	worst, at := 0.0, 0
-	for i := range want {
-		if d := math.Abs(float64(want[i]) - float64(got[i])); d > worst || math.IsNaN(d) {
-			worst, at = d, i
-		}
-	}
-	require.LessOrEqual(t, worst, 1e-4*scale, "%s: max abs error %g at %d (want %g, got %g)", what, worst, at, want[at], got[at])
-}
 
 func TestTextModelMatchesTransformers(t *testing.T) {
 	cases := []struct{ ref, model string }{
@@ -79,27 +61,27 @@ func TestTextModelMatchesTransformers(t *testing.T) {
 			for i, h := range out.HiddenStates {
 				got, err := h.Float32s()
 				require.NoError(t, err)
-				requireClose(t, fmt.Sprintf("hidden_states[%d] batch 0", i), hs[i*per:(i+1)*per], got[:per])
-				requireClose(t, fmt.Sprintf("hidden_states[%d] batch 1", i), hs[i*per:(i+1)*per], got[per:])
+				refcheck.RequireClose(t, fmt.Sprintf("hidden_states[%d] batch 0", i), hs[i*per:(i+1)*per], got[:per], 0)
+				refcheck.RequireClose(t, fmt.Sprintf("hidden_states[%d] batch 1", i), hs[i*per:(i+1)*per], got[per:], 0)
 			}
 			last, err := ref.Float32s("last_hidden_state")
 			require.NoError(t, err)
 			got, err := out.LastHiddenState.Float32s()
 			require.NoError(t, err)
-			requireClose(t, "last_hidden_state", last, got[:per])
+			refcheck.RequireClose(t, "last_hidden_state", last, got[:per], 0)
 			if cfg.WithProjection() {
 				want, err := ref.Float32s("text_embeds")
 				require.NoError(t, err)
 				got, err := out.TextEmbeds.Float32s()
 				require.NoError(t, err)
-				requireClose(t, "text_embeds", want, got[:len(want)])
-				requireClose(t, "text_embeds batch 1", want, got[len(want):])
+				refcheck.RequireClose(t, "text_embeds", want, got[:len(want)], 0)
+				refcheck.RequireClose(t, "text_embeds batch 1", want, got[len(want):], 0)
 			} else {
 				want, err := ref.Float32s("pooler_output")
 				require.NoError(t, err)
 				got, err := out.Pooled.Float32s()
 				require.NoError(t, err)
-				requireClose(t, "pooler_output", want, got[:len(want)])
+				refcheck.RequireClose(t, "pooler_output", want, got[:len(want)], 0)
 			}
 		})
 	}

@@ -10,45 +10,10 @@ import (
 	"github.com/sdgo/sdgo/diffusion/safetensors"
 	"github.com/sdgo/sdgo/diffusion/weights"
 	"github.com/sdgo/sdgo/internal/fixture"
+	"github.com/sdgo/sdgo/internal/refcheck"
 	"github.com/sdgo/sdgo/tensor"
 	"github.com/stretchr/testify/require"
 )
-
-func requireClose(t *testing.T, what string, want, got []float32) {
-	t.Helper()
-	requireCloseFloor(t, what, want, got, 0)
-}
-
-// requireCloseFloor is requireClose with the tolerance raised to at least floor.
-func requireCloseFloor(t *testing.T, what string, want, got []float32, floor float64) {
-	t.Helper()
-	require.Len(t, got, len(want), what)
-	scale := 1.0
-	for _, w := range want {
-		scale = math.Max(scale, math.Abs(float64(w)))
-	}
-	worst, at := 0.0, 0
-	for i := range want {
-		if d := math.Abs(float64(want[i]) - float64(got[i])); d > worst || math.IsNaN(d) {
-			worst, at = d, i
-		}
-	}
-	tol := math.Max(1e-4*scale, floor)
-	require.LessOrEqual(t, worst, tol, "%s: max abs error %g at %d (want %g, got %g)", what, worst, at, want[at], got[at])
-	if floor > 1e-4*scale {
-		t.Logf("%s: error %.2g within the measured rounding sensitivity (tolerance %.2g)", what, worst, tol)
-	}
-}
-
-func refTensor(t *testing.T, cpu tensor.Backend, f *safetensors.File, name string) *tensor.Tensor {
-	t.Helper()
-	v, err := f.Float32s(name)
-	require.NoError(t, err)
-	info, _ := f.Info(name)
-	x, err := tensor.FromFloat32(cpu, v, info.Shape...)
-	require.NoError(t, err)
-	return x
-}
 
 // Every fixture UNet, block by block, from its diffusers folder.
 func TestUNetMatchesDiffusers(t *testing.T) {
@@ -69,14 +34,14 @@ func TestUNetMatchesDiffusers(t *testing.T) {
 			defer m.Release()
 
 			in := Input{
-				Sample:  refTensor(t, cpu, ref, "sample"),
-				Context: refTensor(t, cpu, ref, "encoder_hidden_states"),
+				Sample:  refcheck.Tensor(t, cpu, ref, "sample"),
+				Context: refcheck.Tensor(t, cpu, ref, "encoder_hidden_states"),
 			}
 			in.Timestep, err = ref.Float32s("timestep")
 			require.NoError(t, err)
 			if ref.Has("text_embeds") {
-				in.TextEmbeds = refTensor(t, cpu, ref, "text_embeds")
-				in.TimeIDs = refTensor(t, cpu, ref, "time_ids")
+				in.TextEmbeds = refcheck.Tensor(t, cpu, ref, "text_embeds")
+				in.TimeIDs = refcheck.Tensor(t, cpu, ref, "time_ids")
 			}
 			// The tiny models' lowest level is 1x1: a group norm over one element
 			// returns beta plus float32 rounding of x·γ/√ε, which the next layers
@@ -99,7 +64,7 @@ func TestUNetMatchesDiffusers(t *testing.T) {
 				require.NoError(t, err, "fixture has no blocks.%s", block)
 				got, err := x.Float32s()
 				require.NoError(t, err)
-				requireCloseFloor(t, block, want, got, 4*maxDiff(got, wobble[block]))
+				refcheck.RequireClose(t, block, want, got, 4*maxDiff(got, wobble[block]))
 			})
 			require.NoError(t, err)
 			var want []string
@@ -114,7 +79,7 @@ func TestUNetMatchesDiffusers(t *testing.T) {
 			require.NoError(t, err)
 			got, err := out.Float32s()
 			require.NoError(t, err)
-			requireClose(t, "out", wantOut, got)
+			refcheck.RequireClose(t, "out", wantOut, got, 0)
 		})
 	}
 }
@@ -211,6 +176,6 @@ func TestUNetOddLatentSizes(t *testing.T) {
 		require.NoError(t, err)
 		all, _ := out.Float32s()
 		first, _ := one.Float32s()
-		requireClose(t, "batch item 0 alone", first, all[:n])
+		refcheck.RequireClose(t, "batch item 0 alone", first, all[:n], 0)
 	}
 }

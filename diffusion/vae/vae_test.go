@@ -8,35 +8,10 @@ import (
 	"github.com/sdgo/sdgo/diffusion/safetensors"
 	"github.com/sdgo/sdgo/diffusion/weights"
 	"github.com/sdgo/sdgo/internal/fixture"
+	"github.com/sdgo/sdgo/internal/refcheck"
 	"github.com/sdgo/sdgo/tensor"
 	"github.com/stretchr/testify/require"
 )
-
-func requireClose(t *testing.T, what string, want, got []float32) {
-	t.Helper()
-	require.Len(t, got, len(want), what)
-	scale := 1.0
-	for _, w := range want {
-		scale = math.Max(scale, math.Abs(float64(w)))
-	}
-	worst, at := 0.0, 0
-	for i := range want {
-		if d := math.Abs(float64(want[i]) - float64(got[i])); d > worst || math.IsNaN(d) {
-			worst, at = d, i
-		}
-	}
-	require.LessOrEqual(t, worst, 1e-4*scale, "%s: max abs error %g at %d (want %g, got %g)", what, worst, at, want[at], got[at])
-}
-
-func refTensor(t *testing.T, b tensor.Backend, f *safetensors.File, name string) *tensor.Tensor {
-	t.Helper()
-	v, err := f.Float32s(name)
-	require.NoError(t, err)
-	info, _ := f.Info(name)
-	x, err := tensor.FromFloat32(b, v, info.Shape...)
-	require.NoError(t, err)
-	return x
-}
 
 func loadFixture(t *testing.T, name string) *Model {
 	t.Helper()
@@ -61,22 +36,22 @@ func TestVAEMatchesDiffusers(t *testing.T) {
 			ref, err := safetensors.Open(fixture.Path(t, "ref/"+name+".vae.safetensors"))
 			require.NoError(t, err)
 			defer ref.Close()
-			mean, logvar, err := m.Encode(refTensor(t, cpu, ref, "image"))
+			mean, logvar, err := m.Encode(refcheck.Tensor(t, cpu, ref, "image"))
 			require.NoError(t, err)
 			for name, got := range map[string]*tensor.Tensor{"mean": mean, "logvar": logvar} {
 				want, err := ref.Float32s(name)
 				require.NoError(t, err)
 				g, err := got.Float32s()
 				require.NoError(t, err)
-				requireClose(t, name, want, g)
+				refcheck.RequireClose(t, name, want, g, 0)
 			}
-			dec, err := m.Decode(refTensor(t, cpu, ref, "latent"))
+			dec, err := m.Decode(refcheck.Tensor(t, cpu, ref, "latent"))
 			require.NoError(t, err)
 			want, err := ref.Float32s("decoded")
 			require.NoError(t, err)
 			got, err := dec.Float32s()
 			require.NoError(t, err)
-			requireClose(t, "decoded", want, got)
+			refcheck.RequireClose(t, "decoded", want, got, 0)
 		})
 	}
 }

@@ -12,10 +12,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -483,4 +486,31 @@ func (s *Server) serveStorage(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 	}
+}
+
+// FilesFromDir returns every file under dir as repository files (paths
+// relative to dir), the .safetensors ones as LFS files, as a model folder
+// would be uploaded.
+func FilesFromDir(t testing.TB, dir string) []File {
+	t.Helper()
+	var files []File
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		files = append(files, File{Path: filepath.ToSlash(rel), Data: data, LFS: strings.HasSuffix(p, ".safetensors")})
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("hubtest: reading %s: %v", dir, err)
+	}
+	return files
 }
