@@ -222,3 +222,21 @@ func TestSDXLTwoPrompts(t *testing.T) {
 		require.Equal(t, a[p*32:(p+1)*32], got[p*64:p*64+32])
 	}
 }
+
+// A prompt of over 10 000 tokens is encoded in chunks of 75, without error;
+// plain mode truncates it to one.
+func TestVeryLongPrompt(t *testing.T) {
+	f := load(t, "sd15", SD1)
+	long := strings.Repeat("horse ", 10000)
+	n := len(f.toks[0].Encode(long))
+	require.GreaterOrEqual(t, n, 10000)
+	chunks := (n + 74) / 75
+	r, err := f.enc.Encode(long, Options{})
+	require.NoError(t, err)
+	require.Equal(t, chunks, r.Chunks)
+	require.Equal(t, []int{1, chunks * 77, 32}, r.Context.Shape())
+	p, err := f.enc.Encode(long, Options{Plain: true})
+	require.NoError(t, err)
+	require.True(t, p.Truncated)
+	require.Equal(t, []int{1, 77, 32}, p.Context.Shape())
+}
