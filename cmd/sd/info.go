@@ -63,7 +63,11 @@ func runInfo(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return fmt.Errorf("%w: want one MODEL, got %d arguments", errUsage, fs.NArg())
 	}
-	m, err := model.Load(fs.Arg(0), model.Options{Variant: *variant, Config: *config, PredictionType: *prediction})
+	path, err := resolveModel(ctx, fs.Arg(0), *variant)
+	if err != nil {
+		return err
+	}
+	m, err := model.Load(path, model.Options{Variant: *variant, Config: *config, PredictionType: *prediction})
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,11 @@ func runSchedule(ctx context.Context, e *env, args []string) error {
 
 	path := *configPath
 	if *model != "" {
+		dir, err := resolveModel(ctx, *model, "")
+		if err != nil {
+			return err
+		}
+		*model = dir
 		path = filepath.Join(*model, "scheduler", "scheduler_config.json")
 	}
 	data, err := os.ReadFile(path)

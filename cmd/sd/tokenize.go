@@ -49,7 +49,14 @@ func runTokenize(ctx context.Context, e *env, args []string) error {
 	}
 	text := flags.Arg(0)
 
-	toks, err := tokenizersOf(*model)
+	dir := *model
+	if dir != "" {
+		var err error
+		if dir, err = resolveModel(ctx, dir, ""); err != nil {
+			return err
+		}
+	}
+	toks, err := tokenizersOf(dir)
 	if err != nil {
 		return err
 	}
