@@ -2,9 +2,9 @@
 SHELL := /bin/bash
 GO ?= go
 # Files written by `go generate`; `make test` checks that regenerating changes none of them.
-GENERATED = kernels/asm/*_amd64.s kernels/asm/*_stub_amd64.go diffusion/tokenizer/nfc_tables.go diffusion/tokenizer/*.gz
+GENERATED = kernels/asm/*_amd64.s kernels/asm/*_stub_amd64.go kernels/asm/*_arm64.s kernels/asm/*_stub_arm64.go diffusion/tokenizer/nfc_tables.go diffusion/tokenizer/*.gz
 
-.PHONY: all build test vet check-fmt unit noasm generate check-generate cross bench fmt
+.PHONY: all build test vet check-fmt unit noasm test-arm64 generate check-generate cross bench fmt
 
 all: build
 
@@ -12,11 +12,12 @@ build:
 	$(GO) build ./...
 
 ## test: everything CI runs.
-test: vet check-fmt unit noasm check-generate cross
+test: vet check-fmt unit noasm test-arm64 check-generate cross
 
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags noasm ./...
+	GOARCH=arm64 $(GO) vet ./kernels/...
 	cd gen && $(GO) vet ./...
 
 check-fmt:
@@ -26,9 +27,27 @@ check-fmt:
 unit:
 	$(GO) test ./...
 
-# The pure-Go fallbacks, as non-amd64 targets run them.
+# The pure-Go fallbacks, as targets without assembly (and the noasm tag) run them.
 noasm:
 	$(GO) test -tags noasm ./...
+
+# The arm64 (NEON) kernels: the kernels/asm and tensor tests, cross-compiled and run
+# under user-mode emulation (Debian's qemu-user; .ci/run installs it), -test.short to
+# keep the run to a minute or so; and gen/neon's check that every WORD encoding
+# disassembles to the instruction its comment names. Emulated timings mean nothing:
+# run the benchmarks on arm64 hardware.
+QEMU_AARCH64 ?= $(shell command -v qemu-aarch64 || command -v qemu-aarch64-static)
+ARM64_TEST_PKGS = kernels/asm tensor
+
+test-arm64:
+	@if [ -z "$(QEMU_AARCH64)" ]; then echo "test-arm64: qemu-aarch64 not found (apt-get install qemu-user)"; exit 1; fi
+	cd gen && $(GO) test ./neon
+	@bin=$$(mktemp -d) && trap 'rm -rf "$$bin"' EXIT && \
+	for p in $(ARM64_TEST_PKGS); do \
+		echo "arm64 under $(QEMU_AARCH64): ./$$p"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) test -c -o "$$bin/$${p//\//_}.test" ./$$p || exit 1; \
+		(cd $$p && $(QEMU_AARCH64) "$$bin/$${p//\//_}.test" -test.short) || exit 1; \
+	done
 
 generate:
 	$(GO) generate ./...

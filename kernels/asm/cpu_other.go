@@ -1,5 +1,7 @@
-//go:build !amd64 || noasm
+//go:build (!amd64 && !arm64) || noasm
 
 package asm
 
 const useAVX2 = false
+
+const useNEON = false

@@ -67,7 +67,7 @@ func (o *Operand) check(name string, rows, cols int) {
 // The blocking of the GEMM, after BLIS: a packed kc×nc block of B stays in L3 (or
 // L2), a packed mc×kc block of A in L2, and the micro-kernel sweeps an mr×kc sliver
 // of A against a kc×nr sliver of B kept in L1, accumulating an mr×nr tile of C in
-// registers (12 AVX registers for 6×16).
+// registers (12 AVX registers for 6×16 on amd64, 24 NEON registers on arm64).
 const (
 	gemmMR = 6
 	gemmNR = 16

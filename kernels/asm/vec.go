@@ -1,7 +1,7 @@
 package asm
 
 // Vector routines. Each checks its slice lengths (panicking like copy-style
-// standard-library functions when dst is shorter than src) and runs the AVX2
+// standard-library functions when dst is shorter than src) and runs the AVX2 or NEON
 // kernel where the processor has it, the Go reference otherwise.
 
 func checkLen(name string, dst, src int) {
