@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sdgo/sdgo/diffusion"
+	"github.com/sdgo/sdgo/diffusion/lora"
 	"github.com/sdgo/sdgo/internal/pyjson"
 )
 
@@ -114,6 +115,80 @@ type generateFlags struct {
 	originalSize, targetSize              sizeFlag
 	crop                                  cropFlag
 	plainPrompt, jsonOut, quiet           bool
+	loras                                 loraList
+	loraDir                               string
+	loraF32                               bool
+}
+
+// loraList collects the repeatable --lora FILE[:SCALE].
+type loraList []string
+
+func (l *loraList) String() string { return strings.Join(*l, ",") }
+func (l *loraList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// usedLoRA is a LoRA of the run, for the JSON result and the PNG parameters.
+type usedLoRA struct {
+	File  string  `json:"file"`
+	Scale float64 `json:"scale"`
+	// Tag is set when the prompt named it (<lora:NAME:SCALE>).
+	Tag string `json:"tag,omitempty"`
+}
+
+// loadLoRAs reads the --lora files and the LoRAs the prompts name with
+// A1111's <lora:NAME:SCALE>, which are resolved in --lora-dir and removed
+// from the prompt text.
+func (f *generateFlags) loadLoRAs(req *diffusion.Request) ([]lora.Adapter, []usedLoRA, error) {
+	var used []usedLoRA
+	for _, spec := range f.loras {
+		file, scale := spec, 1.0
+		if st, err := os.Stat(spec); err != nil || !st.Mode().IsRegular() {
+			var perr error
+			if file, scale, perr = lora.ParseSpec(spec); perr != nil {
+				return nil, nil, fmt.Errorf("%w: --lora: %v", errUsage, perr)
+			}
+		}
+		used = append(used, usedLoRA{File: file, Scale: scale})
+	}
+	prompts := []*string{&req.Prompt}
+	if req.Prompt2 != nil {
+		p2 := *req.Prompt2
+		req.Prompt2 = &p2
+		prompts = append(prompts, req.Prompt2)
+	}
+	for _, p := range prompts {
+		clean, tags, err := lora.ExtractPromptTags(*p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		*p = clean
+		for _, t := range tags {
+			if f.loraDir == "" {
+				return nil, nil, fmt.Errorf("%w: the prompt names LoRA %q (<lora:%s:%g>); give the folder it is in with --lora-dir", errUsage, t.Name, t.Name, t.Scale)
+			}
+			path, err := lora.Resolve(f.loraDir, t.Name)
+			if err != nil {
+				return nil, nil, err
+			}
+			used = append(used, usedLoRA{File: path, Scale: t.Scale, Tag: t.Name})
+		}
+	}
+	var adapters []lora.Adapter
+	read := map[string]*lora.LoRA{}
+	for _, u := range used {
+		l := read[u.File]
+		if l == nil {
+			var err error
+			if l, err = lora.Open(u.File); err != nil {
+				return nil, nil, err
+			}
+			read[u.File] = l
+		}
+		adapters = append(adapters, lora.Adapter{LoRA: l, Scale: u.Scale})
+	}
+	return adapters, used, nil
 }
 
 func runGenerate(ctx context.Context, e *env, args []string) error {
@@ -152,6 +227,9 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.out, "out", "out.png", "output PNG (numbered when --batch > 1)")
 	fs.BoolVar(&f.jsonOut, "json", false, "print a JSON result on stdout")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress output")
+	fs.Var(&f.loras, "lora", "apply a LoRA: FILE or FILE:SCALE (scale 1 by default); repeat for several")
+	fs.StringVar(&f.loraDir, "lora-dir", "", "the folder where the prompt's <lora:NAME:SCALE> tags find NAME.safetensors")
+	fs.BoolVar(&f.loraF32, "lora-f32", false, "hold the weights LoRAs change in float32 (diffusers' unmerged arithmetic, twice the memory for them) instead of their own dtype")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -166,6 +244,11 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	if err := checkWritable(outs); err != nil {
 		return err
 	}
+	promptText := f.prompt // as given, with its <lora:...> tags, for the PNG
+	adapters, loras, err := f.loadLoRAs(&req)
+	if err != nil {
+		return err
+	}
 
 	// A preset name stands for its Hub repository and brings its defaults.
 	modelPath := f.model
@@ -177,7 +260,7 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	start := time.Now()
-	p, err := diffusion.Load(ctx, modelPath, diffusion.Options{Config: f.config, PredictionType: f.predictionType})
+	p, err := diffusion.Load(ctx, modelPath, diffusion.Options{Config: f.config, PredictionType: f.predictionType, LoRAs: adapters, LoRAFloat32: f.loraF32})
 	if err != nil {
 		return err
 	}
@@ -211,7 +294,14 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	params := f.parameters(p, req, seed)
+	shown := req
+	shown.Prompt = promptText
+	for _, l := range loras {
+		if l.Tag == "" {
+			shown.Prompt += fmt.Sprintf(" <lora:%s:%g>", strings.TrimSuffix(filepath.Base(l.File), filepath.Ext(l.File)), l.Scale)
+		}
+	}
+	params := f.parameters(p, shown, seed)
 	type imageOut struct {
 		Path string `json:"path"`
 		Seed uint64 `json:"seed"`
@@ -229,9 +319,12 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	}
 	if f.jsonOut {
 		enc := json.NewEncoder(e.stdout)
+		if loras == nil {
+			loras = []usedLoRA{}
+		}
 		return enc.Encode(map[string]any{
 			"images": written, "seed": seed, "width": res.Images[0].Rect.Dx(), "height": res.Images[0].Rect.Dy(),
-			"steps": req.Steps, "guidance": req.Guidance,
+			"steps": req.Steps, "guidance": req.Guidance, "loras": loras,
 			"timings_ms": map[string]int64{"load": load.Milliseconds(), "encode": res.Encode.Milliseconds(), "denoise": res.Denoise.Milliseconds(), "decode": res.Decode.Milliseconds()},
 		})
 	}

@@ -5,15 +5,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/sdgo/sdgo/diffusion/lora"
 	"github.com/sdgo/sdgo/diffusion/model"
+	"github.com/sdgo/sdgo/diffusion/safetensors"
 )
 
 func init() {
-	register(command{name: "info", summary: "describe a model: family, components, dtypes, sizes, scheduler", run: runInfo})
+	register(command{name: "info", summary: "describe a model (family, components, dtypes, sizes, scheduler) or a LoRA", run: runInfo})
 }
 
 // infoComponent is one component of `sd info --json`.
@@ -51,7 +57,7 @@ type infoReport struct {
 }
 
 func runInfo(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "info", "[flags] MODEL (a diffusers folder or a .safetensors/.ckpt file)")
+	fs := newFlags(e, "info", "[flags] MODEL|LORA (a diffusers folder, a .safetensors/.ckpt file, or a LoRA .safetensors file)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	variant := fs.String("variant", "", `weights variant of a diffusers folder ("fp16")`)
 	config := fs.String("config", "", "diffusers folder giving a single file's architecture")
@@ -62,6 +68,17 @@ func runInfo(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return fmt.Errorf("%w: want one MODEL, got %d arguments", errUsage, fs.NArg())
+	}
+	if l, ok, err := openIfLoRA(fs.Arg(0)); err != nil {
+		return err
+	} else if ok {
+		r := loraReport(l)
+		if *asJSON {
+			enc := json.NewEncoder(e.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(r)
+		}
+		return printLoRAInfo(e.stdout, r)
 	}
 	path, err := resolveModel(ctx, fs.Arg(0), *variant)
 	if err != nil {
@@ -217,4 +234,162 @@ func size(n int64) string {
 		i++
 	}
 	return fmt.Sprintf("%.2f %ciB", v, "KMGT"[i])
+}
+
+// openIfLoRA reads path as a LoRA when it is a .safetensors file of LoRA
+// tensors; ok is false for anything else (a model), which is left unread.
+func openIfLoRA(path string) (l *lora.LoRA, ok bool, err error) {
+	if !strings.EqualFold(filepath.Ext(path), ".safetensors") {
+		return nil, false, nil
+	}
+	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+		return nil, false, nil
+	}
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	if !lora.Detect(f.Names()) {
+		return nil, false, nil
+	}
+	l, err = lora.Parse(path, f)
+	return l, true, err
+}
+
+// loraModule is one module of `sd info --json` on a LoRA.
+type loraModule struct {
+	Key       string  `json:"key"`
+	Component string  `json:"component"`
+	Path      string  `json:"path"`
+	Rank      int     `json:"rank"`
+	Alpha     float64 `json:"alpha"` // the rank when the file has none
+	In        int     `json:"in"`    // input features (times the kernel area for a convolution)
+	Out       int     `json:"out"`
+	Kernel    []int   `json:"kernel"` // [kh, kw]: [1, 1] for linear layers and 1x1 convolutions
+	Tucker    bool    `json:"tucker,omitempty"`
+}
+
+// loraInfo is the output of `sd info` on a LoRA.
+type loraInfo struct {
+	Path       string            `json:"path"`
+	Kind       string            `json:"kind"` // "lora"
+	Format     string            `json:"format"`
+	Family     string            `json:"family"` // "" when the file does not tell
+	FamilyName string            `json:"family_name"`
+	FamilyFrom string            `json:"family_from"` // the key (or metadata) that tells
+	Params     int64             `json:"params"`
+	Modules    []loraModule      `json:"modules"`
+	Metadata   map[string]string `json:"metadata"`
+}
+
+func loraReport(l *lora.LoRA) loraInfo {
+	fam, from := l.Family()
+	r := loraInfo{Path: l.Name, Kind: "lora", Format: string(l.Format), Family: string(fam), FamilyFrom: from, Metadata: l.Metadata}
+	switch comps := l.Components(); {
+	case fam != "":
+		r.FamilyName = fam.String()
+	case slices.Contains(comps, lora.TextEncoder):
+		r.FamilyName = "SD 1.x or 2.x (one text encoder; its width does not tell which)"
+	default:
+		r.FamilyName = "unknown"
+	}
+	if r.Metadata == nil {
+		r.Metadata = map[string]string{}
+	}
+	for _, m := range l.Modules {
+		alpha := float64(m.Rank)
+		if m.HasAlpha && m.Alpha != 0 {
+			alpha = float64(m.Alpha)
+		}
+		kernel := []int{1, 1}
+		if d := m.Down.Shape; len(d) == 4 {
+			kernel = d[2:]
+		}
+		if m.Mid.Data != nil {
+			kernel = m.Mid.Shape[2:]
+		}
+		r.Modules = append(r.Modules, loraModule{Key: m.Key, Component: m.Component, Path: m.Path, Rank: m.Rank, Alpha: alpha,
+			In: m.In(), Out: m.Out(), Kernel: kernel, Tucker: m.Mid.Data != nil})
+		r.Params += int64(m.Params())
+	}
+	return r
+}
+
+// tally writes counts as "4 (120), 8 (30)", most frequent first.
+func tally[K comparable](m map[K]int, label func(K) string) string {
+	type kv struct {
+		k K
+		n int
+	}
+	var all []kv
+	for k, n := range m {
+		all = append(all, kv{k, n})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].n != all[j].n {
+			return all[i].n > all[j].n
+		}
+		return label(all[i].k) < label(all[j].k)
+	})
+	var parts []string
+	for _, e := range all {
+		parts = append(parts, fmt.Sprintf("%s (%d)", label(e.k), e.n))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printLoRAInfo(w io.Writer, r loraInfo) error {
+	ranks, alphas, comps, layers, kinds := map[int]int{}, map[float64]int{}, map[string]int{}, map[string]int{}, map[string]int{}
+	for _, m := range r.Modules {
+		ranks[m.Rank]++
+		alphas[m.Alpha]++
+		comps[m.Component]++
+		layers[layerName(m.Path)]++
+		switch {
+		case m.Tucker:
+			kinds[fmt.Sprintf("LoCon %dx%d (Tucker)", m.Kernel[0], m.Kernel[1])]++
+		case m.Kernel[0] != 1 || m.Kernel[1] != 1:
+			kinds[fmt.Sprintf("LoCon %dx%d", m.Kernel[0], m.Kernel[1])]++
+		default:
+			kinds["linear or 1x1"]++
+		}
+	}
+	family := r.FamilyName
+	if r.FamilyFrom != "" {
+		family += " (from " + r.FamilyFrom + ")"
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "lora\t%s\n", r.Path)
+	fmt.Fprintf(tw, "format\t%s\n", r.Format)
+	fmt.Fprintf(tw, "family\t%s\n", family)
+	fmt.Fprintf(tw, "modules\t%d (%s params)\n", len(r.Modules), count(r.Params))
+	fmt.Fprintf(tw, "components\t%s\n", tally(comps, func(s string) string { return s }))
+	fmt.Fprintf(tw, "ranks\t%s\n", tally(ranks, strconv.Itoa))
+	fmt.Fprintf(tw, "alphas\t%s\n", tally(alphas, func(a float64) string { return strconv.FormatFloat(a, 'g', -1, 64) }))
+	fmt.Fprintf(tw, "layers\t%s\n", tally(kinds, func(s string) string { return s }))
+	fmt.Fprintf(tw, "touches\t%s\n", tally(layers, func(s string) string { return s }))
+	for _, k := range []string{"ss_output_name", "ss_base_model_version", "ss_sd_model_name", "modelspec.architecture", "modelspec.title", "ss_network_module"} {
+		if v := r.Metadata[k]; v != "" {
+			fmt.Fprintf(tw, "%s\t%s\n", k, v)
+		}
+	}
+	fmt.Fprintf(tw, "\t(sd info --json lists every module with its shape)\n")
+	return tw.Flush()
+}
+
+// layerName is the kind of layer a module path ends in: "attn1.to_q",
+// "ff.net.0.proj", "proj_in", "self_attn.q_proj", "mlp.fc1", ...
+func layerName(path string) string {
+	p := strings.ReplaceAll(path, "_", ".")
+	for _, n := range []string{"attn1.to.q", "attn1.to.k", "attn1.to.v", "attn1.to.out.0", "attn2.to.q", "attn2.to.k", "attn2.to.v", "attn2.to.out.0",
+		"ff.net.0.proj", "ff.net.2", "proj.in", "proj.out", "self.attn.q.proj", "self.attn.k.proj", "self.attn.v.proj", "self.attn.out.proj",
+		"mlp.fc1", "mlp.fc2", "conv1", "conv2", "conv.shortcut", "time.emb.proj", "in.layers.2", "out.layers.3", "emb.layers.1", "skip.connection"} {
+		if strings.HasSuffix(p, "."+n) || p == n {
+			return strings.NewReplacer("to.", "to_", "proj.", "proj_", "self.attn", "self_attn", "q.proj", "q_proj", "k.proj", "k_proj",
+				"v.proj", "v_proj", "out.proj", "out_proj", "conv.shortcut", "conv_shortcut", "time.emb.proj", "time_emb_proj",
+				"in.layers", "in_layers", "out.layers", "out_layers", "emb.layers", "emb_layers", "skip.connection", "skip_connection").Replace(n)
+		}
+	}
+	return "other"
 }
