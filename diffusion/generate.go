@@ -75,9 +75,28 @@ type Request struct {
 	// Batch is the number of images (diffusers' num_images_per_prompt); 0 is 1.
 	Batch int
 
+	// VAETiling chooses how latents are decoded: TilingAuto (the default) decodes
+	// whole up to one megapixel, exactly as diffusers does, and in overlapping
+	// tiles above (diffusers' enable_vae_tiling), so that a 2048x2048 decode needs
+	// about what a 512x512 one does; TilingOn and TilingOff force either way.
+	VAETiling Tiling
+
 	// Progress is called after every step; Latents is valid only during the call.
 	Progress func(Progress)
 }
+
+// Tiling is a VAE decoding choice; see Request.VAETiling.
+type Tiling int
+
+// The VAE decoding choices.
+const (
+	TilingAuto Tiling = iota
+	TilingOn
+	TilingOff
+)
+
+// tilingThreshold is the image area above which TilingAuto tiles.
+const tilingThreshold = 1024 * 1024
 
 // Progress reports a finished step.
 type Progress struct {
@@ -599,7 +618,12 @@ func (r *run) decode(p *Pipeline) ([]*image.NRGBA, error) {
 		if err != nil {
 			return nil, err
 		}
-		dec, err := p.vae.Decode(zt)
+		var dec *tensor.Tensor
+		if tile := r.req.VAETiling; tile == TilingOn || (tile == TilingAuto && r.width*r.height > tilingThreshold) {
+			dec, err = p.vae.DecodeTiled(zt, p.vae.DefaultTiling())
+		} else {
+			dec, err = p.vae.Decode(zt)
+		}
 		zt.Release()
 		if err != nil {
 			return nil, err
