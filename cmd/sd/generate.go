@@ -17,6 +17,7 @@ import (
 
 	"github.com/sdgo/sdgo/diffusion"
 	"github.com/sdgo/sdgo/diffusion/lora"
+	"github.com/sdgo/sdgo/internal/pngtext"
 	"github.com/sdgo/sdgo/internal/pyjson"
 )
 
@@ -308,7 +309,7 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	}
 	var written []imageOut
 	for i, img := range res.Images {
-		data, err := encodePNG(img, [][2]string{{"parameters", params}})
+		data, err := pngtext.Encode(img, [][2]string{{"parameters", params}})
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,7 @@
-package main
+// Package pngtext writes PNG images with text chunks, as AUTOMATIC1111 stores
+// generation parameters under the keyword "parameters" (Go's image/png writes
+// no text chunks).
+package pngtext
 
 import (
 	"bytes"
@@ -9,10 +12,10 @@ import (
 	"image/png"
 )
 
-// encodePNG encodes img with a tEXt chunk per (keyword, text) pair, placed after
+// Encode encodes img with a tEXt chunk per (keyword, text) pair, placed after
 // the header, as A1111 stores generation parameters under "parameters". Go's
 // image/png writes no text chunks, so they are spliced into its output.
-func encodePNG(img image.Image, text [][2]string) ([]byte, error) {
+func Encode(img image.Image, text [][2]string) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {
 		return nil, err
