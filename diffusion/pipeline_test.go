@@ -202,3 +202,32 @@ func TestPipelinesMatchDiffusers(t *testing.T) {
 		})
 	}
 }
+
+// The single-file checkpoints generate exactly what their diffusers folders
+// generate (which TestPipelinesMatchDiffusers checks against diffusers), in
+// every mode their model supports.
+func TestPipelinesFromSingleFiles(t *testing.T) {
+	ctx := context.Background()
+	init := readPNG(t, "ref/init_64x64.png")
+	for _, name := range []string{"sd15", "sd21-v", "sdxl"} {
+		t.Run(name, func(t *testing.T) {
+			folder, err := Load(ctx, fixture.Path(t, "models/"+name), Options{})
+			require.NoError(t, err)
+			defer folder.Close()
+			single, err := Load(ctx, fixture.Path(t, "models/"+name+".single.safetensors"), Options{Config: fixture.Path(t, "models/"+name)})
+			require.NoError(t, err)
+			defer single.Close()
+			for _, img := range []image.Image{nil, init} {
+				run := func(p *Pipeline) []byte {
+					g, err := NewGenerator("cpu", 9)
+					require.NoError(t, err)
+					neg := "blurry"
+					res, err := p.Generate(ctx, Request{Prompt: "a red fox", NegativePrompt: &neg, Steps: 3, Guidance: 6, Generator: g, InitImage: img, Strength: 0.7})
+					require.NoError(t, err)
+					return res.Images[0].Pix
+				}
+				require.Equal(t, run(folder), run(single), "image-to-image %v", img != nil)
+			}
+		})
+	}
+}
