@@ -111,6 +111,9 @@ type Result struct {
 	Latents []float32
 	// Timings of the phases.
 	Encode, Denoise, Decode time.Duration
+	// Warnings say what the run changed from the request, e.g. a plain prompt
+	// cut at 77 tokens (diffusers logs the same warning).
+	Warnings []string
 }
 
 type mode int
@@ -136,6 +139,7 @@ func (p *Pipeline) Generate(ctx context.Context, req Request) (*Result, error) {
 	if err := r.encodePrompts(p); err != nil {
 		return nil, err
 	}
+	res.Warnings = r.warnings
 	if err := r.prepareLatents(p); err != nil {
 		return nil, err
 	}
@@ -173,8 +177,9 @@ type run struct {
 	mask                []float32      // [B, 1, lh, lw] for inpainting
 	maskedImageLatents  []float32      // [B, 4, lh, lw], 9-channel inpainting
 	imageLatents, noise []float32      // 4-channel inpainting's blend
-	initImage           []float32      // [3, h, w] in [-1, 1]
-	pixelMask           []float32      // [1, h, w]
+	warnings            []string
+	initImage           []float32 // [3, h, w] in [-1, 1]
+	pixelMask           []float32 // [1, h, w]
 }
 
 func (r *run) release() {
@@ -319,6 +324,9 @@ func (r *run) encodePrompts(p *Pipeline) error {
 	}
 	defer posRes.Release()
 	defer negRes.Release()
+	if posRes.Truncated || (negRes != nil && negRes.Truncated) {
+		r.warnings = append(r.warnings, "the prompt is longer than the text encoder's 77 tokens and was truncated (--plain-prompt); without it, long prompts are encoded in chunks")
+	}
 	if r.cfg && negRes == nil {
 		// SDXL's zero negative conditioning.
 		negRes = &textcond.Result{}

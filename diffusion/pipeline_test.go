@@ -231,3 +231,23 @@ func TestPipelinesFromSingleFiles(t *testing.T) {
 		})
 	}
 }
+
+// A plain prompt longer than 77 tokens is truncated with a warning, as in diffusers.
+func TestPlainPromptTruncationWarns(t *testing.T) {
+	p, err := Load(context.Background(), fixture.Path(t, "models/sd15"), Options{})
+	require.NoError(t, err)
+	defer p.Close()
+	long := strings.Repeat("a red fox ", 40)
+	for _, plain := range []bool{true, false} {
+		g, err := NewGenerator("cpu", 1)
+		require.NoError(t, err)
+		res, err := p.Generate(context.Background(), Request{Prompt: long, Steps: 1, Generator: g, PlainPrompt: plain})
+		require.NoError(t, err)
+		if plain {
+			require.Len(t, res.Warnings, 1)
+			require.Contains(t, res.Warnings[0], "truncated")
+		} else {
+			require.Empty(t, res.Warnings)
+		}
+	}
+}
