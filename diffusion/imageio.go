@@ -9,6 +9,8 @@ import (
 	_ "image/jpeg" // input images may be JPEG
 	_ "image/png"
 	"io"
+
+	_ "golang.org/x/image/webp" // and WebP
 )
 
 // MaxInputPixels bounds the images DecodeImage accepts (a 16384x16384 image):
@@ -16,7 +18,7 @@ import (
 // huge size cannot exhaust memory.
 const MaxInputPixels = 16384 * 16384
 
-// DecodeImage reads a PNG or JPEG image for image-to-image or inpainting. A
+// DecodeImage reads a PNG, JPEG or WebP image for image-to-image or inpainting. A
 // JPEG's EXIF orientation is applied, as photos from phones need; the size is
 // checked against MaxInputPixels before decoding.
 func DecodeImage(r io.Reader) (image.Image, error) {
@@ -26,7 +28,7 @@ func DecodeImage(r io.Reader) (image.Image, error) {
 	}
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("not a PNG or JPEG image: %w", err)
+		return nil, fmt.Errorf("not a PNG, JPEG or WebP image: %w", err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxInputPixels {
 		return nil, fmt.Errorf("%s image of %dx%d pixels: more than the %d allowed", format, cfg.Width, cfg.Height, MaxInputPixels)
