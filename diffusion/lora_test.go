@@ -3,6 +3,7 @@ package diffusion
 import (
 	"context"
 	"fmt"
+	"iter"
 	"math"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/sdgo/sdgo/diffusion/safetensors"
 	"github.com/sdgo/sdgo/internal/fixture"
 	"github.com/sdgo/sdgo/internal/pyjson"
+	"github.com/sdgo/sdgo/nn"
 	"github.com/stretchr/testify/require"
 )
 
@@ -69,7 +71,7 @@ func openLoraCase(t *testing.T, ref *safetensors.File) (pipelineCase, []lora.Ada
 	return c, adapters
 }
 
-// checkLoraRun generates a lora case with p (whose LoRAs are merged) and
+// checkLoraRun generates a lora case with p (whose LoRAs are attached) and
 // compares the latents after every step and the 8-bit image with the
 // reference, within the tolerances of TestPipelinesMatchDiffusers: 1e-4
 // relative or four times the change a one-ulp nudge of the initial noise makes.
@@ -123,7 +125,8 @@ func checkLoraRun(t *testing.T, p *Pipeline, c pipelineCase, ref *safetensors.Fi
 	require.LessOrEqual(t, off1, 8, "%d values differ by more than one level", off1)
 }
 
-// Every ref/*.lora.* case through the library: the LoRAs given to Load.
+// Every ref/*.lora.* case through the library, by default: the LoRAs given
+// to Load, applied at run time over the model's F16 UNet weights.
 func TestLoraPipelinesMatchDiffusers(t *testing.T) {
 	for _, name := range loraCases(t) {
 		t.Run(name, func(t *testing.T) {
@@ -131,7 +134,7 @@ func TestLoraPipelinesMatchDiffusers(t *testing.T) {
 			require.NoError(t, err)
 			defer ref.Close()
 			c, adapters := openLoraCase(t, ref)
-			p, err := Load(context.Background(), fixture.Path(t, c.Model), Options{LoRAs: adapters, LoRAFloat32: true})
+			p, err := Load(context.Background(), fixture.Path(t, c.Model), Options{LoRAs: adapters})
 			require.NoError(t, err)
 			defer p.Close()
 			checkLoraRun(t, p, c, ref)
@@ -149,9 +152,30 @@ func latentsOf(t *testing.T, p *Pipeline, c pipelineCase) []float32 {
 	return res.Latents
 }
 
+// adaptedLayers counts the pipeline's layers with adapters attached.
+func adaptedLayers(p *Pipeline) int {
+	n := 0
+	count := func(layers iter.Seq2[string, nn.Adaptable]) {
+		for _, l := range layers {
+			switch l := l.(type) {
+			case *nn.Linear:
+				n += min(len(l.Adapters), 1)
+			case *nn.Conv2d:
+				n += min(len(l.Adapters), 1)
+			}
+		}
+	}
+	count(p.unet.Layers())
+	for _, t := range p.texts {
+		count(t.Layers())
+	}
+	return n
+}
+
 // Replacing and removing LoRAs: the networks come back to the model's own
-// weights bit for bit, a replaced set gives what loading with the new set
-// gives, and a set that fails its checks leaves the pipeline as it was.
+// results bit for bit, a replaced set gives what loading with the new set
+// gives, and a set that fails its checks leaves the pipeline as it was,
+// nothing half attached.
 func TestApplyAndRemoveLoRAs(t *testing.T) {
 	ref, err := safetensors.Open(fixture.Path(t, "ref/sd15.lora.a+b.safetensors"))
 	require.NoError(t, err)
@@ -165,6 +189,7 @@ func TestApplyAndRemoveLoRAs(t *testing.T) {
 	plain := latentsOf(t, p, c)
 	require.Empty(t, p.LoRAs())
 	require.Zero(t, p.LoRAStats())
+	require.Zero(t, adaptedLayers(p))
 
 	require.NoError(t, p.ApplyLoRAs(a))
 	withA := latentsOf(t, p, c)
@@ -172,35 +197,41 @@ func TestApplyAndRemoveLoRAs(t *testing.T) {
 	require.Equal(t, []lora.Adapter{a}, p.LoRAs())
 	st := p.LoRAStats()
 	require.Equal(t, len(a.LoRA.Modules), st.Modules)
-	// The sd15 UNet is F16 and its text encoder F32: merged weights keep those.
-	unetParams := int64(0)
+	require.Equal(t, st.Layers, adaptedLayers(p))
+	// Each module is one layer's adapter; its factors are float32, nothing
+	// else is allocated for them (no weight is copied).
+	require.Equal(t, len(a.LoRA.Modules), st.Layers)
+	params := int64(0)
 	for _, m := range a.LoRA.Modules {
-		if m.Component == lora.UNet {
-			unetParams += int64(m.Out() * m.In())
-		}
+		params += int64(m.Params())
 	}
-	require.Equal(t, 2*unetParams+4*(st.Params-unetParams), st.Bytes)
+	require.Equal(t, params, st.Params)
+	require.Equal(t, 4*params, st.Bytes)
 
 	// A set with a LoRA for another family is refused; nothing changes.
 	xl, err := lora.Open(fixture.Path(t, "lora/sdxl.b.kohya.safetensors"))
 	require.NoError(t, err)
+	set := p.loras
 	err = p.ApplyLoRAs(b, lora.Adapter{LoRA: xl, Scale: 1})
 	require.ErrorContains(t, err, "sdxl.b.kohya.safetensors")
 	require.ErrorContains(t, err, "SDXL")
 	require.Equal(t, []lora.Adapter{a}, p.LoRAs())
+	require.Same(t, set, p.loras)
+	require.Equal(t, st.Layers, adaptedLayers(p))
 	require.Equal(t, withA, latentsOf(t, p, c), "a refused set changes nothing")
 	err = p.ApplyLoRAs(lora.Adapter{LoRA: b.LoRA, Scale: math.NaN()})
 	require.ErrorContains(t, err, "not a finite number")
 	require.Equal(t, withA, latentsOf(t, p, c))
 
-	// Asking for the set merged now does nothing.
-	unet := p.unet
+	// Asking for the set attached now does nothing.
 	require.NoError(t, p.ApplyLoRAs(a))
-	require.Same(t, unet, p.unet)
+	require.Same(t, set, p.loras)
 
 	// Replacing a by b is loading with b.
 	require.NoError(t, p.ApplyLoRAs(b))
-	require.NotSame(t, unet, p.unet)
+	require.NotSame(t, set, p.loras)
+	require.False(t, set.Attached())
+	require.Equal(t, p.LoRAStats().Layers, adaptedLayers(p))
 	q, err := Load(context.Background(), fixture.Path(t, c.Model), Options{LoRAs: []lora.Adapter{b}})
 	require.NoError(t, err)
 	defer q.Close()
@@ -209,6 +240,7 @@ func TestApplyAndRemoveLoRAs(t *testing.T) {
 	// Removing them restores the model exactly.
 	require.NoError(t, p.RemoveLoRAs())
 	require.Empty(t, p.LoRAs())
+	require.Zero(t, adaptedLayers(p))
 	require.Equal(t, plain, latentsOf(t, p, c))
 
 	// Load refuses a bad set.

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 
 	"github.com/sdgo/sdgo/diffusion/clip"
@@ -41,14 +42,9 @@ type Options struct {
 	Attention tensor.AttentionParams
 	// Hub downloads repository ids; nil uses hub.NewClientFromEnv.
 	Hub *hub.Client
-	// LoRAs are merged into the UNet and text encoders once they are loaded
+	// LoRAs are attached to the UNet and text encoders once they are loaded
 	// (see Pipeline.ApplyLoRAs).
 	LoRAs []lora.Adapter
-	// LoRAFloat32 holds the weights LoRAs change in float32 rather than in
-	// the dtype of the weights they replace (see lora.Options.Float32): what
-	// diffusers' unmerged adapters compute, to float32 rounding, at twice the
-	// memory for those weights.
-	LoRAFloat32 bool
 }
 
 // Pipeline is a loaded model, ready to generate. Its methods are not safe for
@@ -60,14 +56,10 @@ type Pipeline struct {
 	vae     *vae.Model
 	texts   []*clip.TextModel
 	cond    *textcond.Encoder
-	// For ApplyLoRAs: the networks' original weights by name, the weights
-	// the LoRAs merged now change, and what rebuilding the networks needs.
-	loraTarget  *lora.Target
-	loras       *lora.Merged
-	loraFloat32 bool
-	attention   tensor.AttentionParams
-	family      textcond.Family
-	toks        []*tokenizer.Tokenizer
+	// For ApplyLoRAs: the networks' layers by name, and the LoRAs attached
+	// to them now (nil for none).
+	loraTarget *lora.Target
+	loras      *lora.Set
 }
 
 // Load loads a model from a diffusers folder, a single-file checkpoint, or a
@@ -124,32 +116,26 @@ func build(m *model.Model, opts Options) (*Pipeline, error) {
 	if b == nil {
 		b = tensor.NewCPU()
 	}
-	p := &Pipeline{Model: m, backend: b, loraFloat32: opts.LoRAFloat32, attention: opts.Attention, family: fam}
-	// The UNet's and text encoders' weights are recorded by name as they
-	// load: LoRAs are merged from them (ApplyLoRAs).
-	p.loraTarget = &lora.Target{Family: m.Family, UNet: m.UNet, Components: map[string]*lora.Weights{}}
-	record := func(component string, src weights.Source) nn.Params {
-		params, w := lora.Record(weights.Params(src, b))
-		p.loraTarget.Components[component] = w
-		return params
-	}
+	p := &Pipeline{Model: m, backend: b}
 	var err error
-	if p.unet, err = unet.Load(record(lora.UNet, m.UNetWeights), m.UNet, unet.Options{Attention: opts.Attention}); err != nil {
-		p.loraTarget.Components[lora.UNet].Release()
+	if p.unet, err = unet.Load(weights.Params(m.UNetWeights, b), m.UNet, unet.Options{Attention: opts.Attention}); err != nil {
 		return nil, err
 	}
+	// LoRAs attach to the UNet's and text encoders' layers (ApplyLoRAs).
+	p.loraTarget = &lora.Target{Family: m.Family, UNet: m.UNet, Components: map[string]iter.Seq2[string, nn.Adaptable]{lora.UNet: p.unet.Layers()}}
 	if p.vae, err = vae.Load(weights.Params(m.VAEWeights, b), m.VAE); err != nil {
 		p.Close()
 		return nil, err
 	}
 	var toks []*tokenizer.Tokenizer
 	for i, te := range m.TextEncoders {
-		tm, err := clip.Load(record(te.Name, te.Weights), te.Config)
+		tm, err := clip.Load(weights.Params(te.Weights, b), te.Config)
 		if err != nil {
 			p.Close()
 			return nil, fmt.Errorf("diffusion: %s: %w", te.Name, err)
 		}
 		p.texts = append(p.texts, tm)
+		p.loraTarget.Components[te.Name] = tm.Layers()
 		tok, err := loadTokenizer(te, fam, i)
 		if err != nil {
 			p.Close()
@@ -157,7 +143,6 @@ func build(m *model.Model, opts Options) (*Pipeline, error) {
 		}
 		toks = append(toks, tok)
 	}
-	p.toks = toks
 	if p.cond, err = textcond.New(fam, toks, p.texts); err != nil {
 		p.Close()
 		return nil, err
@@ -183,27 +168,24 @@ func loadTokenizer(te model.TextEncoder, fam textcond.Family, i int) (*tokenizer
 	return t, nil
 }
 
-// ApplyLoRAs merges LoRAs into the UNet and the text encoders, each at its
-// scale, replacing the set merged before; RemoveLoRAs (or a call with none)
-// goes back to the model's own weights. Each weight a LoRA changes becomes
-// W + Σ scale x alpha/rank x up @ down, computed in float32 and stored in the
-// weight's dtype (an F16 weight is rounded to F16, as fusing LoRAs into an F16
-// model rounds it) or, with Options.LoRAFloat32, in float32, which reproduces
-// diffusers' unmerged adapters to float32 rounding. Generating then costs
-// what it costs without LoRAs.
-//
-// The model's own weights are never written to: the networks are rebuilt over
-// the merged weights and the unchanged ones (shared, not copied), so removing
-// or replacing the LoRAs restores the original weights exactly, without
-// reading the model again. While LoRAs are merged, the weights they change
-// take their memory twice, once as loaded and once merged (three times for F16
-// weights with LoRAFloat32); see LoRAStats.
+// ApplyLoRAs attaches LoRAs to the UNet and the text encoders, each at its
+// scale, replacing the set attached before; RemoveLoRAs (or a call with none)
+// detaches them. The LoRAs are applied at run time, as diffusers applies
+// unmerged adapters (set_adapters): every layer a LoRA updates computes
+// W x + b + Σ scale x alpha/rank x up(down(x)), with its weight W as loaded (an
+// F16 weight stays F16, widened in the kernel) and the low-rank branch in
+// float32, which reproduces diffusers to float32 rounding. The model's weights
+// are neither copied nor written: the LoRAs cost the memory of their factors
+// in float32 (see LoRAStats) and a few percent more time per UNet call (the
+// low-rank products and one add per updated layer), and removing them gives
+// back the model's own results bit for bit.
 //
 // Every adapter is checked against the model first (the family it is for,
 // each module matching a layer of the right shape, finite scales, finite
-// values): on an error the pipeline is left as it was. Asking again for the
-// set merged now (the same *lora.LoRA values at the same scales, in the same
-// order) does nothing, so a server may call it before every request.
+// values): on an error the pipeline is left as it was, with nothing half
+// attached. Asking again for the set attached now (the same *lora.LoRA values
+// at the same scales, in the same order) does nothing, so a server may call it
+// before every request.
 func (p *Pipeline) ApplyLoRAs(adapters ...lora.Adapter) error {
 	if p.unet == nil {
 		return errClosed
@@ -211,88 +193,41 @@ func (p *Pipeline) ApplyLoRAs(adapters ...lora.Adapter) error {
 	if slices.Equal(adapters, p.LoRAs()) {
 		return nil
 	}
-	var merged *lora.Merged
+	var next *lora.Set
 	if len(adapters) > 0 {
 		var err error
-		if merged, err = lora.Merge(p.loraTarget, adapters, lora.Options{Float32: p.loraFloat32}); err != nil {
+		if next, err = lora.Prepare(p.loraTarget, adapters); err != nil {
 			return fmt.Errorf("diffusion: %w", err)
 		}
 	}
-	// Rebuild the networks whose weights change: those the new set changes
-	// and those the old set changed.
-	rebuild := map[string]bool{}
-	for _, m := range []*lora.Merged{p.loras, merged} {
-		if m != nil {
-			for _, c := range m.Components() {
-				rebuild[c] = true
-			}
+	p.loras.Detach()
+	if err := next.Attach(); err != nil {
+		next.Release()
+		if rerr := p.loras.Attach(); rerr != nil {
+			return fmt.Errorf("diffusion: applying LoRAs: %w (and putting back the LoRAs before: %v)", err, rerr)
 		}
-	}
-	u, texts := p.unet, slices.Clone(p.texts)
-	var built []interface{ Release() }
-	fail := func(err error) error {
-		for _, n := range built {
-			n.Release()
-		}
-		merged.Release()
 		return fmt.Errorf("diffusion: applying LoRAs: %w", err)
 	}
-	if rebuild[lora.UNet] {
-		var err error
-		if u, err = unet.Load(p.loraTarget.Params(lora.UNet, merged), p.Model.UNet, unet.Options{Attention: p.attention}); err != nil {
-			return fail(err)
-		}
-		built = append(built, u)
-	}
-	for i, te := range p.Model.TextEncoders {
-		if !rebuild[te.Name] {
-			continue
-		}
-		tm, err := clip.Load(p.loraTarget.Params(te.Name, merged), te.Config)
-		if err != nil {
-			return fail(fmt.Errorf("%s: %w", te.Name, err))
-		}
-		texts[i] = tm
-		built = append(built, tm)
-	}
-	cond, err := textcond.New(p.family, p.toks, texts)
-	if err != nil {
-		return fail(err)
-	}
-	if u != p.unet {
-		p.unet.Release()
-	}
-	for i, t := range p.texts {
-		if texts[i] != t {
-			t.Release()
-		}
-	}
 	p.loras.Release()
-	p.unet, p.texts, p.cond, p.loras = u, texts, cond, merged
+	p.loras = next
 	return nil
 }
 
-// RemoveLoRAs goes back to the model's own weights, exactly as loaded.
+// RemoveLoRAs detaches the LoRAs: the networks compute what the model
+// computes on its own, bit for bit.
 func (p *Pipeline) RemoveLoRAs() error { return p.ApplyLoRAs() }
 
-// LoRAs returns the adapters merged into the pipeline now.
-func (p *Pipeline) LoRAs() []lora.Adapter {
-	if p.loras == nil {
-		return nil
-	}
-	return p.loras.Adapters()
-}
+// LoRAs returns the adapters attached to the pipeline now.
+func (p *Pipeline) LoRAs() []lora.Adapter { return p.loras.Adapters() }
 
-// LoRAStats describes the weights the merged LoRAs change (zero without LoRAs).
-func (p *Pipeline) LoRAStats() lora.Stats {
-	if p.loras == nil {
-		return lora.Stats{}
-	}
-	return p.loras.Stats()
-}
+// LoRAStats describes the LoRAs attached now (zero without LoRAs): the
+// modules, the layers they update and the memory of their factors.
+func (p *Pipeline) LoRAStats() lora.Stats { return p.loras.Stats() }
 
 // Close releases the networks and the model's files.
 func (p *Pipeline) Close() error {
+	p.loras.Release()
+	p.loras, p.loraTarget = nil, nil
 	if p.unet != nil {
 		p.unet.Release()
 	}
@@ -303,13 +238,6 @@ func (p *Pipeline) Close() error {
 		t.Release()
 	}
 	p.unet, p.vae, p.texts = nil, nil, nil
-	p.loras.Release()
-	if p.loraTarget != nil {
-		for _, w := range p.loraTarget.Components {
-			w.Release()
-		}
-	}
-	p.loras, p.loraTarget = nil, nil
 	if p.Model == nil {
 		return nil
 	}

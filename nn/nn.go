@@ -2,7 +2,9 @@
 // package tensor: Linear, Conv2d, the norms, Embedding and multi-head attention.
 // Layers are plain structs of weight tensors with a Forward method; they are
 // built from a Params, which looks weights up by the names of diffusers' module
-// tree, so a checkpoint's tensors load by name with no table.
+// tree, so a checkpoint's tensors load by name with no table. Linear and
+// Conv2d also take low-rank adapters (LoRAs), applied at run time over their
+// weights as stored (see LowRank and Adaptable).
 //
 // Forward methods never modify their inputs and release every intermediate
 // tensor they make, so that the backend's buffers are reused from one call to the
@@ -82,10 +84,15 @@ func Get(p Params, name string, shape ...int) (*tensor.Tensor, error) {
 	return t, nil
 }
 
-// Linear is y = x·Wᵀ + b with W [out, in] in the dtype it is stored in.
+// Linear is y = x·Wᵀ + b with W [out, in] in the dtype it is stored in, plus
+// the output of its low-rank adapters, if any.
 type Linear struct {
 	Weight *tensor.Tensor // [out, in]
 	Bias   *tensor.Tensor // [out], or nil
+	// Adapters are added to the output at run time: y += Scale·(x·Downᵀ)·Upᵀ
+	// for each (see LowRank; set them with SetAdapters). The layer does not
+	// own their tensors: Release leaves them to whoever attached them.
+	Adapters []LowRank
 }
 
 // LoadLinear loads "weight" (and "bias" if hasBias) for a layer of in→out features.
@@ -106,7 +113,11 @@ func LoadLinear(p Params, in, out int, hasBias bool) (*Linear, error) {
 
 // Forward applies the layer to x [..., in].
 func (l *Linear) Forward(x *tensor.Tensor) (*tensor.Tensor, error) {
-	return tensor.Linear(x, l.Weight, l.Bias)
+	y, err := tensor.Linear(x, l.Weight, l.Bias)
+	if err != nil || len(l.Adapters) == 0 {
+		return y, err
+	}
+	return addAdapters(y, x, l.Adapters, (*LowRank).linear)
 }
 
 // Release releases the weights.
@@ -177,11 +188,17 @@ func (n *GroupNorm) ForwardSiLU(x *tensor.Tensor) (*tensor.Tensor, error) {
 // Release releases the weights.
 func (n *GroupNorm) Release() { n.Weight.Release(); n.Bias.Release() }
 
-// Conv2d is a 2-D convolution over NCHW activations.
+// Conv2d is a 2-D convolution over NCHW activations, plus the output of its
+// low-rank adapters, if any.
 type Conv2d struct {
 	Weight *tensor.Tensor // [out, in, k, k]
 	Bias   *tensor.Tensor // [out], or nil
 	Params tensor.Conv2dParams
+	// Adapters are added to the output at run time, each a k x k convolution
+	// to its rank with the layer's stride and padding, then a 1x1 one to the
+	// layer's outputs (see LowRank; set them with SetAdapters). The layer does
+	// not own their tensors: Release leaves them to whoever attached them.
+	Adapters []LowRank
 }
 
 // LoadConv2d loads "weight" [out, in, k, k] and "bias" [out].
@@ -200,7 +217,13 @@ func LoadConv2d(p Params, in, out, kernel int, cp tensor.Conv2dParams) (*Conv2d,
 
 // Forward convolves x [N, in, H, W].
 func (c *Conv2d) Forward(x *tensor.Tensor) (*tensor.Tensor, error) {
-	return tensor.Conv2d(x, c.Weight, c.Bias, c.Params)
+	y, err := tensor.Conv2d(x, c.Weight, c.Bias, c.Params)
+	if err != nil || len(c.Adapters) == 0 {
+		return y, err
+	}
+	return addAdapters(y, x, c.Adapters, func(a *LowRank, x *tensor.Tensor) (*tensor.Tensor, error) {
+		return a.conv(x, c.Params)
+	})
 }
 
 // Release releases the weights.

@@ -118,7 +118,6 @@ type generateFlags struct {
 	plainPrompt, jsonOut, quiet           bool
 	loras                                 loraList
 	loraDir                               string
-	loraF32                               bool
 }
 
 // loraList collects the repeatable --lora FILE[:SCALE].
@@ -230,7 +229,6 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress output")
 	fs.Var(&f.loras, "lora", "apply a LoRA: FILE or FILE:SCALE (scale 1 by default); repeat for several")
 	fs.StringVar(&f.loraDir, "lora-dir", "", "the folder where the prompt's <lora:NAME:SCALE> tags find NAME.safetensors")
-	fs.BoolVar(&f.loraF32, "lora-f32", false, "hold the weights LoRAs change in float32 (diffusers' unmerged arithmetic, twice the memory for them) instead of their own dtype")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -261,7 +259,7 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	start := time.Now()
-	p, err := diffusion.Load(ctx, modelPath, diffusion.Options{Config: f.config, PredictionType: f.predictionType, LoRAs: adapters, LoRAFloat32: f.loraF32})
+	p, err := diffusion.Load(ctx, modelPath, diffusion.Options{Config: f.config, PredictionType: f.predictionType, LoRAs: adapters})
 	if err != nil {
 		return err
 	}

@@ -92,7 +92,7 @@ func TestGenerateLoRAFixtures(t *testing.T) {
 			schedFile := filepath.Join(dir, "scheduler_config.json")
 			require.NoError(t, os.WriteFile(schedFile, schedJSON, 0o644))
 			common := func(out, prompt string) []string {
-				args := []string{"generate", "--quiet", "--json", "--lora-f32", "--model", fixture.Path(t, c.Model), "--prompt", prompt,
+				args := []string{"generate", "--quiet", "--json", "--model", fixture.Path(t, c.Model), "--prompt", prompt,
 					"--steps", fmt.Sprint(c.Steps), "--guidance", fmt.Sprint(c.Guidance), "--seed", fmt.Sprint(c.Seed),
 					"--width", fmt.Sprint(c.Width), "--height", fmt.Sprint(c.Height), "--scheduler-config", schedFile, "--out", out}
 				if c.NegativePrompt != nil {

@@ -1,45 +1,103 @@
 package lora
 
 import (
+	"iter"
 	"math"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/sdgo/sdgo/diffusion/clip"
 	"github.com/sdgo/sdgo/diffusion/model"
 	"github.com/sdgo/sdgo/diffusion/safetensors"
+	"github.com/sdgo/sdgo/diffusion/unet"
 	"github.com/sdgo/sdgo/diffusion/weights"
 	"github.com/sdgo/sdgo/internal/fixture"
 	"github.com/sdgo/sdgo/internal/pyjson"
+	"github.com/sdgo/sdgo/nn"
 	"github.com/sdgo/sdgo/tensor"
 	"github.com/stretchr/testify/require"
-	"github.com/x448/float16"
 )
 
-// loadTarget loads every weight of a fixture model's UNet and text encoders
-// onto the CPU, recorded as the pipeline records them.
+// loadTarget loads a fixture model's UNet and text encoders onto the CPU and
+// returns them as the pipeline gives them to LoRAs.
 func loadTarget(t *testing.T, rel string) *Target {
 	m, err := model.Load(fixture.Path(t, rel), model.Options{})
 	require.NoError(t, err)
-	defer m.Close()
+	t.Cleanup(func() { m.Close() })
 	b := tensor.NewCPU()
-	tg := &Target{Family: m.Family, UNet: m.UNet, Components: map[string]*Weights{}}
-	add := func(comp string, src weights.Source) {
-		p, w := Record(weights.Params(src, b))
-		for _, n := range src.Names() {
-			x, err := p.Tensor(n)
-			require.NoError(t, err)
-			x.Release() // the network's claim; Weights keep their own
-		}
-		tg.Components[comp] = w
-		t.Cleanup(w.Release)
-	}
-	add(UNet, m.UNetWeights)
+	u, err := unet.Load(weights.Params(m.UNetWeights, b), m.UNet, unet.Options{})
+	require.NoError(t, err)
+	t.Cleanup(u.Release)
+	tg := &Target{Family: m.Family, UNet: m.UNet, Components: map[string]iter.Seq2[string, nn.Adaptable]{UNet: u.Layers()}}
 	for _, te := range m.TextEncoders {
-		add(te.Name, te.Weights)
+		tm, err := clip.Load(weights.Params(te.Weights, b), te.Config)
+		require.NoError(t, err)
+		t.Cleanup(tm.Release)
+		tg.Components[te.Name] = tm.Layers()
 	}
 	return tg
+}
+
+// layer returns a target's layer by component and diffusers name.
+func (t *Target) layer(tb testing.TB, comp, name string) nn.Adaptable {
+	l := t.index(comp).layers[name]
+	require.NotNil(tb, l, "%s %s", comp, name)
+	return l
+}
+
+// attachedCount counts the target's layers with adapters.
+func (t *Target) attachedCount() int {
+	n := 0
+	for _, c := range t.Components {
+		for _, l := range c {
+			switch l := l.(type) {
+			case *nn.Linear:
+				n += min(len(l.Adapters), 1)
+			case *nn.Conv2d:
+				n += min(len(l.Adapters), 1)
+			}
+		}
+	}
+	return n
+}
+
+// effectiveWeight reads the weight a linear layer or 1x1 convolution computes
+// with, adapters included, as a float32 [out, in]: the layer (without its
+// bias) applied to the identity. Without adapters that is the weight, exactly.
+func effectiveWeight(t *testing.T, l nn.Adaptable) []float32 {
+	ws := l.WeightShape()
+	out, in := ws[0], ws[1]
+	eye := make([]float32, in*in)
+	for i := range in {
+		eye[i*in+i] = 1
+	}
+	var y *tensor.Tensor
+	var err error
+	switch l := l.(type) {
+	case *nn.Linear:
+		x, xerr := tensor.FromFloat32(l.Backend(), eye, in, in)
+		require.NoError(t, xerr)
+		defer x.Release()
+		y, err = (&nn.Linear{Weight: l.Weight, Adapters: l.Adapters}).Forward(x)
+	case *nn.Conv2d:
+		require.Equal(t, []int{1, 1}, ws[2:], "a 1x1 convolution")
+		x, xerr := tensor.FromFloat32(l.Backend(), eye, in, in, 1, 1)
+		require.NoError(t, xerr)
+		defer x.Release()
+		y, err = (&nn.Conv2d{Weight: l.Weight, Params: l.Params, Adapters: l.Adapters}).Forward(x)
+	}
+	require.NoError(t, err)
+	defer y.Release()
+	v := values(t, y) // [in, out]
+	w := make([]float32, out*in)
+	for i := range in {
+		for o := range out {
+			w[o*in+i] = v[i*out+o]
+		}
+	}
+	return w
 }
 
 // refCase is the metadata of a ref/<model>.lora.<names> case.
@@ -73,74 +131,73 @@ func values(t *testing.T, x *tensor.Tensor) []float32 {
 	return v
 }
 
-// Every merged.<component>.<module> of the single-LoRA cases: the merge
-// arithmetic (W + scale x alpha/rank x up @ down) to float32 rounding, in
-// float32; and in the weight's own dtype, that value rounded once to nearest
-// even (bit for bit).
-func TestMergeMatchesFixture(t *testing.T) {
+// mergedRefs returns a case's merged.<component>.<module> tensors by
+// component and diffusers module name.
+func mergedRefs(t *testing.T, ref *safetensors.File) map[[2]string][]float32 {
+	out := map[[2]string][]float32{}
+	for _, key := range ref.Names() {
+		rest, ok := strings.CutPrefix(key, "merged.")
+		if !ok {
+			continue
+		}
+		comp, mod, _ := strings.Cut(rest, ".")
+		if comp != UNet {
+			mod = "text_model." + mod // the fixture names follow transformers 5
+		}
+		v, err := ref.Float32s(key)
+		require.NoError(t, err)
+		out[[2]string{comp, mod}] = v
+	}
+	return out
+}
+
+// Every merged.<component>.<module> of the single-LoRA cases, seen through the
+// layer with the LoRA attached (the layer applied to the identity): W + scale
+// x alpha/rank x up @ down to float32 rounding. Detached, the layer computes
+// with W again, bit for bit.
+func TestAttachedMatchesFixtureMerge(t *testing.T) {
 	for _, name := range []string{"sd15.lora.a", "sd15.lora.b", "sdxl.lora.a", "sdxl.lora.b"} {
 		t.Run(name, func(t *testing.T) {
 			ref, c, ads := openCase(t, name)
 			require.Len(t, ads, 1)
 			tg := loadTarget(t, c.Model)
-			exact, err := Merge(tg, ads, Options{Float32: true})
+			refs := mergedRefs(t, ref)
+			require.Len(t, refs, 3)
+			base := map[[2]string][]float32{}
+			for id := range refs {
+				base[id] = effectiveWeight(t, tg.layer(t, id[0], id[1]))
+			}
+			set, err := Prepare(tg, ads)
 			require.NoError(t, err)
-			defer exact.Release()
-			native, err := Merge(tg, ads, Options{})
-			require.NoError(t, err)
-			defer native.Release()
-			checked := 0
-			for _, key := range ref.Names() {
-				rest, ok := strings.CutPrefix(key, "merged.")
-				if !ok {
-					continue
-				}
-				checked++
-				comp, mod, _ := strings.Cut(rest, ".")
-				if comp != UNet {
-					mod = "text_model." + mod // the fixture names follow transformers 5
-				}
-				wname := mod + ".weight"
-				want, err := ref.Float32s(key)
-				require.NoError(t, err)
-				orig := tg.Components[comp].Tensor(wname)
-				base := values(t, orig)
-
-				got := exact.Tensor(comp, wname)
-				require.Equal(t, tensor.F32, got.DType())
-				require.Equal(t, orig.Shape(), got.Shape())
-				g := values(t, got)
+			defer set.Release()
+			require.Zero(t, tg.attachedCount(), "Prepare attaches nothing")
+			require.NoError(t, set.Attach())
+			require.Equal(t, set.Stats().Layers, tg.attachedCount())
+			for id, want := range refs {
+				l := tg.layer(t, id[0], id[1])
+				got := effectiveWeight(t, l)
 				worst, scale, moved := 0.0, 1.0, 0.0
 				for i := range want {
-					worst = math.Max(worst, math.Abs(float64(want[i]-g[i])))
+					worst = math.Max(worst, math.Abs(float64(want[i]-got[i])))
 					scale = math.Max(scale, math.Abs(float64(want[i])))
-					moved = math.Max(moved, math.Abs(float64(want[i]-base[i])))
+					moved = math.Max(moved, math.Abs(float64(want[i]-base[id][i])))
 				}
-				require.Greater(t, moved, 1e-3, "%s: the LoRA changes the weight", key)
-				require.LessOrEqual(t, worst, 4*scale/(1<<24), "%s: max abs error %g", key, worst)
-
-				nat := native.Tensor(comp, wname)
-				require.Equal(t, orig.DType(), nat.DType(), "%s keeps its dtype", key)
-				n := values(t, nat)
-				for i := range want {
-					w := want[i]
-					if orig.DType() == tensor.F16 {
-						w = float16.Fromfloat32(w).Float32()
-					}
-					if math.Abs(float64(w-n[i])) > 4*scale/(1<<24) {
-						require.Failf(t, "rounding", "%s[%d]: %v, want %v (the merged %v rounded to %v)", key, i, n[i], w, want[i], orig.DType())
-					}
-				}
+				require.Greater(t, moved, 1e-3, "%v: the LoRA changes the weight", id)
+				require.LessOrEqual(t, worst, 4*scale/(1<<24), "%v: max abs error %g", id, worst)
 			}
-			require.Equal(t, 3, checked)
+			set.Detach()
+			require.Zero(t, tg.attachedCount())
+			for id, w := range base {
+				require.Equal(t, w, effectiveWeight(t, tg.layer(t, id[0], id[1])), "%v: detached, the weight is the model's", id)
+			}
 		})
 	}
 }
 
-// The stacked cases merge each LoRA's update into the same weights: the
-// merged weight of a+b is W + Δa + Δb, with Δa and Δb read from the single
-// cases' merged tensors.
-func TestStackedMerge(t *testing.T) {
+// The stacked cases attach both LoRAs' modules to the same layers, which then
+// compute with W + Δa + Δb, Δa and Δb read from the single cases' merged
+// tensors.
+func TestStackedAdapters(t *testing.T) {
 	for _, m := range []string{"sd15", "sdxl"} {
 		t.Run(m, func(t *testing.T) {
 			_, c, ads := openCase(t, m+".lora.a+b")
@@ -148,29 +205,22 @@ func TestStackedMerge(t *testing.T) {
 			refA, _, _ := openCase(t, m+".lora.a")
 			refB, _, _ := openCase(t, m+".lora.b")
 			tg := loadTarget(t, c.Model)
-			both, err := Merge(tg, ads, Options{Float32: true})
+			base := map[[2]string][]float32{}
+			a, b := mergedRefs(t, refA), mergedRefs(t, refB)
+			for id := range a {
+				base[id] = effectiveWeight(t, tg.layer(t, id[0], id[1]))
+			}
+			both, err := Prepare(tg, ads)
 			require.NoError(t, err)
 			defer both.Release()
+			require.NoError(t, both.Attach())
 			st := both.Stats()
 			require.Equal(t, len(ads[0].LoRA.Modules)+len(ads[1].LoRA.Modules), st.Modules)
-			for _, key := range refA.Names() {
-				rest, ok := strings.CutPrefix(key, "merged.")
-				if !ok {
-					continue
-				}
-				comp, mod, _ := strings.Cut(rest, ".")
-				if comp != UNet {
-					mod = "text_model." + mod
-				}
-				a, err := refA.Float32s(key)
-				require.NoError(t, err)
-				b, err := refB.Float32s(key)
-				require.NoError(t, err)
-				base := values(t, tg.Components[comp].Tensor(mod+".weight"))
-				got := values(t, both.Tensor(comp, mod+".weight"))
+			for id := range a {
+				got := effectiveWeight(t, tg.layer(t, id[0], id[1]))
 				for i := range got {
-					want := float64(base[i]) + float64(a[i]-base[i]) + float64(b[i]-base[i])
-					require.InDelta(t, want, got[i], 1e-6, "%s[%d]", key, i)
+					want := float64(base[id][i]) + float64(a[id][i]-base[id][i]) + float64(b[id][i]-base[id][i])
+					require.InDelta(t, want, got[i], 1e-6, "%v[%d]", id, i)
 				}
 			}
 		})
@@ -264,7 +314,7 @@ func toDiffusers(t *testing.T, kohya map[string]raw) (map[string]raw, map[string
 	return out, mult
 }
 
-// Loading the same LoRA in another format gives the same weights: a kohya
+// Loading the same LoRA in another format gives the same adapters: a kohya
 // file (SD 1.x diffusers names, SDXL SGM names, alpha) against a diffusers
 // training-script copy, and a diffusers file against a kohya and a PEFT copy.
 func TestFormatsAgree(t *testing.T) {
@@ -272,19 +322,29 @@ func TestFormatsAgree(t *testing.T) {
 	for _, m := range []string{"sd15", "sdxl"} {
 		t.Run(m, func(t *testing.T) {
 			tg := loadTarget(t, "models/"+m)
-			merge := func(path string, scale float64) *Merged {
+			prepare := func(path string, scale float64) *Set {
 				l, err := Open(path)
 				require.NoError(t, err)
-				mg, err := Merge(tg, []Adapter{{LoRA: l, Scale: scale}}, Options{Float32: true})
+				set, err := Prepare(tg, []Adapter{{LoRA: l, Scale: scale}})
 				require.NoError(t, err)
-				t.Cleanup(mg.Release)
-				return mg
+				t.Cleanup(set.Release)
+				return set
 			}
-			same := func(a, b *Merged) {
+			same := func(a, b *Set) {
 				require.Equal(t, a.Stats(), b.Stats())
-				for comp, ts := range a.tensors {
-					for name, x := range ts {
-						require.Equal(t, values(t, x), values(t, b.Tensor(comp, name)), "%s %s", comp, name)
+				require.Len(t, b.layers, len(a.layers))
+				for i, x := range a.layers {
+					y := b.layers[i]
+					require.Equal(t, x.comp+" "+x.name, y.comp+" "+y.name)
+					require.Same(t, x.layer, y.layer)
+					require.Len(t, y.adapters, len(x.adapters))
+					for j, p := range x.adapters {
+						q := y.adapters[j]
+						require.Equal(t, p.Scale, q.Scale, "%s %s", x.comp, x.name)
+						require.Equal(t, values(t, p.Down), values(t, q.Down), "%s %s", x.comp, x.name)
+						require.Equal(t, values(t, p.Up), values(t, q.Up), "%s %s", x.comp, x.name)
+						require.Equal(t, p.Down.Shape(), q.Down.Shape())
+						require.Equal(t, p.Up.Shape(), q.Up.Shape())
 					}
 				}
 			}
@@ -304,7 +364,7 @@ func TestFormatsAgree(t *testing.T) {
 			dl, err := Open(p)
 			require.NoError(t, err)
 			require.Equal(t, Diffusers, dl.Format)
-			same(merge(kohyaPath, 0.6), merge(p, 0.6*l.Modules[0].Multiplier()))
+			same(prepare(kohyaPath, 0.6), prepare(p, 0.6*l.Modules[0].Multiplier()))
 
 			// diffusers -> kohya and PEFT.
 			diffPath := fixture.Path(t, "lora/"+m+".a.diffusers.safetensors")
@@ -336,9 +396,9 @@ func TestFormatsAgree(t *testing.T) {
 			pl, err := Open(pp)
 			require.NoError(t, err)
 			require.Equal(t, PEFT, pl.Format)
-			ref := merge(diffPath, 0.8)
-			same(ref, merge(kp, 0.8))
-			same(ref, merge(pp, 0.8))
+			ref := prepare(diffPath, 0.8)
+			same(ref, prepare(kp, 0.8))
+			same(ref, prepare(pp, 0.8))
 		})
 	}
 }
@@ -348,10 +408,8 @@ func TestFormatsAgree(t *testing.T) {
 func TestUNetOriginalModules(t *testing.T) {
 	tg := loadTarget(t, "models/sdxl")
 	var mods []string
-	for _, n := range tg.Components[UNet].Names() {
-		if m, ok := strings.CutSuffix(n, ".weight"); ok {
-			mods = append(mods, m)
-		}
+	for m := range tg.Components[UNet] {
+		mods = append(mods, m)
 	}
 	got := model.UNetOriginalModules(tg.UNet, mods)
 	for orig, want := range map[string]string{
@@ -372,15 +430,13 @@ func TestUNetOriginalModules(t *testing.T) {
 	} {
 		require.Equal(t, want, got[orig], orig)
 	}
-	// Every module with a weight of rank 2 or 4 has an original name, once.
+	// Every linear and convolution layer has an original name, once.
 	seen := map[string]string{}
 	for orig, d := range got {
 		require.NotContains(t, seen, d, "%s and %s both map to %s", seen[d], orig, d)
 		seen[d] = orig
 	}
 	for _, m := range mods {
-		if r := tg.Components[UNet].Tensor(m + ".weight").Rank(); r >= 2 {
-			require.Contains(t, seen, m)
-		}
+		require.Contains(t, seen, m)
 	}
 }

@@ -13,7 +13,9 @@ import (
 	"github.com/sdgo/sdgo/diffusion/model"
 	"github.com/sdgo/sdgo/diffusion/safetensors"
 	"github.com/sdgo/sdgo/internal/fixture"
+	"github.com/sdgo/sdgo/nn"
 	"github.com/sdgo/sdgo/tensor"
+	"github.com/sdgo/sdgo/tensor/tensortest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -59,7 +61,8 @@ func linearModule(rng *rand.Rand, prefix string, rank int) map[string]raw {
 
 const attn2K = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k"
 
-func merge(ts ...map[string]raw) map[string]raw {
+// union returns the tensors of all the maps.
+func union(ts ...map[string]raw) map[string]raw {
 	out := map[string]raw{}
 	for _, m := range ts {
 		for k, v := range m {
@@ -70,7 +73,7 @@ func merge(ts ...map[string]raw) map[string]raw {
 }
 
 // Bad files and bad uses: each error names the file and the first offending
-// key, and Merge changes nothing.
+// key, and nothing is attached: a set attached before stays as it was.
 func TestBadInput(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	good := linearModule(rng, attn2K, 4)
@@ -78,45 +81,57 @@ func TestBadInput(t *testing.T) {
 	nan["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_v.lora_up.weight"].data[4*7+3] = 0x7f
 	nan["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_v.lora_up.weight"].data[4*7+2] = 0xc0
 	for _, c := range []struct {
-		name    string
-		ts      map[string]raw
-		errs    []string // every one appears in the error
-		atMerge bool     // the file reads; Merge refuses it
+		name      string
+		ts        map[string]raw
+		errs      []string // every one appears in the error
+		atPrepare bool     // the file reads; Prepare refuses it
 	}{
-		{"nan.safetensors", merge(good, nan), []string{"attn2_to_v.lora_up.weight", "element 7 is NaN"}, false},
-		{"rank.safetensors", merge(good, map[string]raw{
+		{"nan.safetensors", union(good, nan), []string{"attn2_to_v.lora_up.weight", "element 7 is NaN"}, false},
+		{"rank.safetensors", union(good, map[string]raw{
 			"lora_unet_mid_block_attentions_0_proj_in.lora_down.weight": random(rng, 0.1, 4, 32, 1, 1),
 			"lora_unet_mid_block_attentions_0_proj_in.lora_up.weight":   random(rng, 0.1, 32, 8, 1, 1),
 		}), []string{"rank mismatch", "proj_in.lora_down.weight has rank 4", "proj_in.lora_up.weight has rank 8"}, false},
-		{"half.safetensors", merge(good, map[string]raw{
+		{"half.safetensors", union(good, map[string]raw{
 			"lora_unet_mid_block_attentions_0_proj_in.lora_down.weight": random(rng, 0.1, 4, 32, 1, 1),
 		}), []string{"lora_unet_mid_block_attentions_0_proj_in.lora_down.weight", "no up factor"}, false},
-		{"alpha.safetensors", merge(good, map[string]raw{
+		{"alpha.safetensors", union(good, map[string]raw{
 			attn2K + "_x.alpha": scalar(1),
 		}), []string{attn2K + "_x.alpha", "without lora_down/lora_up"}, false},
-		{"unknown.safetensors", merge(good, map[string]raw{"lora_unet_foo.weight": scalar(1)}), []string{"lora_unet_foo.weight", "not a LoRA tensor"}, false},
-		{"loha.safetensors", merge(good, map[string]raw{"lora_unet_x.hada_w1_a": scalar(1)}), []string{"lora_unet_x.hada_w1_a", "LoHa"}, false},
-		{"lokr.safetensors", merge(good, map[string]raw{"lora_unet_x.lokr_w1": scalar(1)}), []string{"lora_unet_x.lokr_w1", "LoKr"}, false},
-		{"dora.safetensors", merge(good, map[string]raw{attn2K + ".dora_scale": random(rng, 1, 1, 32)}), []string{attn2K + ".dora_scale", "DoRA"}, false},
+		{"unknown.safetensors", union(good, map[string]raw{"lora_unet_foo.weight": scalar(1)}), []string{"lora_unet_foo.weight", "not a LoRA tensor"}, false},
+		{"loha.safetensors", union(good, map[string]raw{"lora_unet_x.hada_w1_a": scalar(1)}), []string{"lora_unet_x.hada_w1_a", "LoHa"}, false},
+		{"lokr.safetensors", union(good, map[string]raw{"lora_unet_x.lokr_w1": scalar(1)}), []string{"lora_unet_x.lokr_w1", "LoKr"}, false},
+		{"dora.safetensors", union(good, map[string]raw{attn2K + ".dora_scale": random(rng, 1, 1, 32)}), []string{attn2K + ".dora_scale", "DoRA"}, false},
 		{"te3.safetensors", map[string]raw{"lora_te3_x.lora_down.weight": scalar(1)}, []string{"lora_te3_x.lora_down.weight", "unknown kohya prefix"}, false},
-		{"nomodule.safetensors", merge(good, linearModule(rng, "lora_unet_down_blocks_0_attentions_0_transformer_blocks_7_attn2_to_k", 4)),
+		{"nomodule.safetensors", union(good, linearModule(rng, "lora_unet_down_blocks_0_attentions_0_transformer_blocks_7_attn2_to_k", 4)),
 			[]string{"lora_unet_down_blocks_0_attentions_0_transformer_blocks_7_attn2_to_k", "matches no layer of the model's unet"}, true},
-		{"shape.safetensors", merge(good, map[string]raw{
+		{"shape.safetensors", union(good, map[string]raw{
 			"lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight": random(rng, 0.1, 4, 32),
 			"lora_te_text_model_encoder_layers_0_mlp_fc1.lora_up.weight":   random(rng, 0.1, 32, 4),
 		}), []string{"lora_te_text_model_encoder_layers_0_mlp_fc1", "[32 32] update", "text_model.encoder.layers.0.mlp.fc1.weight is [37 32]"}, true},
-		{"te2.safetensors", merge(good, linearModule(rng, "lora_te2_text_model_encoder_layers_0_self_attn_q_proj", 4)),
+		{"te2.safetensors", union(good, linearModule(rng, "lora_te2_text_model_encoder_layers_0_self_attn_q_proj", 4)),
 			[]string{"lora_te2_text_model_encoder_layers_0_self_attn_q_proj", "for SDXL models", "the model is SD 1.x"}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := file(t, c.name, c.ts)
 			l, err := Open(p)
-			if c.atMerge {
+			if c.atPrepare {
 				require.NoError(t, err)
 				tg := loadTarget(t, "models/sd15")
-				before := values(t, tg.Components[UNet].Tensor("down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight"))
-				_, err = Merge(tg, []Adapter{{LoRA: l, Scale: 1}}, Options{})
-				require.Equal(t, before, values(t, tg.Components[UNet].Tensor("down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight")))
+				ok, oerr := Open(fixture.Path(t, "lora/sd15.b.kohya.safetensors"))
+				require.NoError(t, oerr)
+				before, perr := Prepare(tg, []Adapter{{LoRA: ok, Scale: 1}})
+				require.NoError(t, perr)
+				defer before.Release()
+				require.NoError(t, before.Attach())
+				n := tg.attachedCount()
+				require.Positive(t, n)
+				k := tg.layer(t, UNet, "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k").(*nn.Linear)
+				kAdapters := k.Adapters
+				var set *Set
+				set, err = Prepare(tg, []Adapter{{LoRA: l, Scale: 1}})
+				require.Nil(t, set)
+				require.Equal(t, n, tg.attachedCount(), "nothing attached, nothing removed")
+				require.Equal(t, kAdapters, k.Adapters)
 			}
 			require.Error(t, err)
 			require.Contains(t, err.Error(), p, "the error names the file")
@@ -132,9 +147,10 @@ func TestBadInput(t *testing.T) {
 		require.NoError(t, err)
 		tg := loadTarget(t, "models/sd15")
 		for _, s := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
-			_, err := Merge(tg, []Adapter{{LoRA: l, Scale: 1}, {LoRA: l, Scale: s}}, Options{})
+			_, err := Prepare(tg, []Adapter{{LoRA: l, Scale: 1}, {LoRA: l, Scale: s}})
 			require.ErrorContains(t, err, p)
 			require.ErrorContains(t, err, "not a finite number")
+			require.Zero(t, tg.attachedCount())
 		}
 	})
 
@@ -149,7 +165,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("sd15 LoRA on sdxl", func(t *testing.T) {
 		l, err := Open(fixture.Path(t, "lora/sd15.a.diffusers.safetensors"))
 		require.NoError(t, err)
-		_, err = Merge(loadTarget(t, "models/sdxl"), []Adapter{{LoRA: l, Scale: 1}}, Options{})
+		_, err = Prepare(loadTarget(t, "models/sdxl"), []Adapter{{LoRA: l, Scale: 1}})
 		require.ErrorContains(t, err, "sd15.a.diffusers.safetensors: unet.down_blocks.0.attentions.0.proj_in: matches no layer of the model's unet")
 	})
 	t.Run("sdxl LoRA on sd15", func(t *testing.T) {
@@ -157,32 +173,30 @@ func TestBadInput(t *testing.T) {
 		require.NoError(t, err)
 		fam, key := l.Family()
 		require.Equal(t, model.SDXL, fam)
-		_, err = Merge(loadTarget(t, "models/sd15"), []Adapter{{LoRA: l, Scale: 1}}, Options{})
+		_, err = Prepare(loadTarget(t, "models/sd15"), []Adapter{{LoRA: l, Scale: 1}})
 		require.ErrorContains(t, err, "sdxl.b.kohya.safetensors: "+key+": this LoRA is for SDXL models; the model is SD 1.x")
 	})
 }
 
-// conv returns conv2d(x, w) with padding pad as float32 values.
-func conv(t *testing.T, x, w *tensor.Tensor, pad int) []float32 {
-	y, err := tensor.Conv2d(x, w, nil, tensor.Conv2dParams{Padding: pad})
-	require.NoError(t, err)
-	defer y.Release()
-	return values(t, y)
-}
-
-func fromRaw(t *testing.T, b tensor.Backend, r raw) *tensor.Tensor {
+// floats returns a raw F32 tensor's values.
+func floats(r raw) []float32 {
 	v := make([]float32, len(r.data)/4)
 	for i := range v {
 		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(r.data[4*i:]))
 	}
-	x, err := tensor.FromFloat32(b, v, r.shape...)
+	return v
+}
+
+func fromRaw(t *testing.T, b tensor.Backend, r raw) *tensor.Tensor {
+	x, err := tensor.FromFloat32(b, floats(r), r.shape...)
 	require.NoError(t, err)
 	return x
 }
 
 // LoCon modules on a 3x3 convolution, plain and with a Tucker core, under an
-// SGM resnet name: the merged kernel convolves as the LoRA's layers would in
-// sequence (down, [mid,] up), which is how LyCORIS runs them unmerged.
+// SGM resnet name: the layer adds what the LoRA's layers compute in sequence
+// (down, [mid,] up, the 3x3 one with the layer's padding), which is how
+// LyCORIS runs them, times scale x alpha/rank.
 func TestLoCon(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	const rank, mult = 4, 0.7
@@ -202,54 +216,49 @@ func TestLoCon(t *testing.T) {
 		require.True(t, m.Conv(), m.Key)
 	}
 	tg := loadTarget(t, "models/sdxl")
-	mg, err := Merge(tg, []Adapter{{LoRA: l, Scale: mult}}, Options{Float32: true})
+	set, err := Prepare(tg, []Adapter{{LoRA: l, Scale: mult}})
 	require.NoError(t, err)
-	defer mg.Release()
-	require.Equal(t, []string{UNet}, mg.Components())
+	defer set.Release()
+	require.Equal(t, Stats{Modules: 2, Layers: 2, Params: int64(l.Modules[0].Params() + l.Modules[1].Params()),
+		Bytes: 4 * int64(l.Modules[0].Params()+l.Modules[1].Params())}, set.Stats())
+	require.NoError(t, set.Attach())
 
 	b := tensor.NewCPU()
-	x := fromRaw(t, b, random(rng, 1, 1, 32, 6, 5))
+	xr := random(rng, 1, 1, 32, 6, 5)
+	x := fromRaw(t, b, xr)
 	defer x.Release()
 	for _, c := range []struct {
-		key, weight string
-		multiplier  float64
-		layers      []string // in order, with each one's padding
+		key, layer string
+		multiplier float64
+		layers     []string // in order
 	}{
-		{plain, "down_blocks.0.resnets.0.conv1.weight", 2.0 / rank, []string{"lora_down", "lora_up"}},
-		{tucker, "mid_block.resnets.1.conv2.weight", 1, []string{"lora_down", "lora_mid", "lora_up"}},
+		{plain, "down_blocks.0.resnets.0.conv1", 2.0 / rank, []string{"lora_down", "lora_up"}},
+		{tucker, "mid_block.resnets.1.conv2", 1, []string{"lora_down", "lora_mid", "lora_up"}},
 	} {
-		orig := tg.Components[UNet].Tensor(c.weight)
-		got := mg.Tensor(UNet, c.weight)
-		require.NotNil(t, got, c.weight)
-		delta, err := tensor.Sub(got, orig)
+		conv := tg.layer(t, UNet, c.layer).(*nn.Conv2d)
+		require.Len(t, conv.Adapters, 1)
+		with, err := conv.Forward(x)
 		require.NoError(t, err)
-		merged := conv(t, x, delta, 1)
-		delta.Release()
+		without, err := tensor.Conv2d(x, conv.Weight, conv.Bias, conv.Params)
+		require.NoError(t, err)
+		w, wo := values(t, with), values(t, without)
+		with.Release()
+		without.Release()
 
-		h, err := x.Reshape(x.Shape()...)
-		require.NoError(t, err)
+		h, shape := floats(xr), xr.shape
 		for _, layer := range c.layers {
-			w := fromRaw(t, b, ts[c.key+"."+layer+".weight"])
+			f := ts[c.key+"."+layer+".weight"]
 			pad := 0
-			if w.Dim(2) == 3 {
-				pad = 1
+			if f.shape[2] == 3 {
+				pad = conv.Params.Padding
 			}
-			y, err := tensor.Conv2d(h, w, nil, tensor.Conv2dParams{Padding: pad})
-			require.NoError(t, err)
-			h.Release()
-			w.Release()
-			h = y
+			h, shape = tensortest.Conv2d(h, shape, floats(f), f.shape, nil, 1, pad)
 		}
-		seq := values(t, h)
-		h.Release()
-		scale := 0.0
-		for _, v := range seq {
-			scale = math.Max(scale, math.Abs(float64(v)))
-		}
-		require.Greater(t, scale, 1e-3)
+		scale := tensortest.MaxAbs(w)
+		require.Greater(t, tensortest.MaxAbs(h), 1e-3)
 		f := mult * c.multiplier
-		for i := range seq {
-			require.InDelta(t, f*float64(seq[i]), merged[i], 1e-5*scale+2e-6, "%s [%d]", c.key, i)
+		for i := range h {
+			require.InDelta(t, f*float64(h[i]), float64(w[i])-float64(wo[i]), 2e-6*scale, "%s [%d]", c.key, i)
 		}
 	}
 }
