@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/sdgo/sdgo/diffusion/lora"
 	"github.com/sdgo/sdgo/diffusion/model"
 	"github.com/sdgo/sdgo/diffusion/sched"
 	"github.com/sdgo/sdgo/diffusion/textcond"
@@ -75,6 +76,12 @@ type Request struct {
 	// Batch is the number of images (diffusers' num_images_per_prompt); 0 is 1.
 	Batch int
 
+	// LoRAs, when not nil, are the adapters this run uses: Generate attaches
+	// them (ApplyLoRAs, a no-op when they are already the pipeline's set) and
+	// leaves them attached; an empty non-nil list removes the pipeline's. nil
+	// keeps whatever the pipeline has.
+	LoRAs []lora.Adapter
+
 	// VAETiling chooses how latents are decoded: TilingAuto (the default) decodes
 	// whole up to one megapixel, exactly as diffusers does, and in overlapping
 	// tiles above (diffusers' enable_vae_tiling), so that a 2048x2048 decode needs
@@ -128,6 +135,11 @@ const (
 func (p *Pipeline) Generate(ctx context.Context, req Request) (*Result, error) {
 	if p.unet == nil {
 		return nil, errClosed
+	}
+	if req.LoRAs != nil {
+		if err := p.ApplyLoRAs(req.LoRAs...); err != nil {
+			return nil, err
+		}
 	}
 	r, err := p.plan(req)
 	if err != nil {

@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/sdgo/sdgo/diffusion/lora"
 	"net/http"
 	"strings"
 
@@ -145,6 +146,15 @@ func parseA1111(req *a1111Request, img2img bool) parser {
 			width: req.Width, height: req.Height, seed: req.Seed, randomSeedBits: 32,
 			names: map[string]string{"guidance": "cfg_scale", "scheduler": "sampler_name", "batch": "batch_size",
 				"strength": "denoising_strength", "init_image": "init_images", "clip_skip": "override_settings.CLIP_stop_at_last_layers"},
+		}
+		// A1111 clients ask for LoRAs with <lora:NAME:SCALE> in the prompt.
+		prompt, tags, terr := lora.ExtractPromptTags(req.Prompt)
+		if terr != nil {
+			return nil, fieldError("prompt", "%v", terr)
+		}
+		g.prompt = prompt
+		for _, tag := range tags {
+			g.loras = append(g.loras, loraRef{name: tag.Name, scale: tag.Scale, field: "prompt"})
 		}
 		var err *APIError
 		if g.scheduler, err = a1111Sampler(req); err != nil {

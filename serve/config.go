@@ -53,6 +53,11 @@ type Config struct {
 	// MaxBody is the largest request body accepted, in bytes. Default 32 MiB.
 	MaxBody int64
 
+	// LoRADir is the folder the requests' LoRAs are found in, by name only
+	// (a request's "loras" field, or A1111's <lora:NAME:SCALE> prompt tags):
+	// clients never name a path. "" refuses requests that ask for LoRAs.
+	LoRADir string
+
 	// LogPrompts adds prompts to the job logs (they are left out by default).
 	LogPrompts bool
 	// PreviewEvery sends a preview image every that many steps on a job's

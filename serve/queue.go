@@ -57,6 +57,10 @@ func (s *Server) infoNow() (Info, bool) {
 
 // submit queues a validated job.
 func (s *Server) submit(api string, spec *jobSpec) (*job, *APIError) {
+	if err := s.resolveLoRAs(spec); err != nil {
+		s.metrics.reject("invalid")
+		return nil, err
+	}
 	s.mu.Lock()
 	if err := s.admitLocked(); err != nil {
 		s.mu.Unlock()

@@ -61,6 +61,15 @@ type JobRequest struct {
 	CropTopLeft  *Pair `json:"crop_top_left,omitempty"`
 	// Batch is the number of images (default 1), with seeds Seed, Seed+1, ...
 	Batch int `json:"batch,omitempty"`
+	// LoRAs are adapters from the worker's LoRA folder, by name (the file name
+	// without .safetensors), each with a scale (default 1).
+	LoRAs []LoRARef `json:"loras,omitempty"`
+}
+
+// LoRARef names a LoRA of the worker's folder and its scale.
+type LoRARef struct {
+	Name  string   `json:"name"`
+	Scale *float64 `json:"scale,omitempty"`
 }
 
 // Seed is a request's seed: an integer from 0 to 2^64-1, or -1 for a random
@@ -240,6 +249,7 @@ type genParams struct {
 	plain                                 bool
 	originalSize, targetSize, cropTopLeft *Pair
 	images                                int
+	loras                                 []loraRef
 	// names maps the native field names to the API's, for error messages.
 	names map[string]string
 }
@@ -249,6 +259,22 @@ func (g *genParams) field(native string) string {
 		return n
 	}
 	return native
+}
+
+// loraRef is a requested LoRA: a name in the worker's folder and a scale.
+type loraRef struct {
+	name  string
+	scale float64
+	field string // the request field, for errors
+}
+
+// nameField is the request field that names the LoRA: loras[i].name, or the
+// prompt holding an A1111 <lora:NAME:SCALE> tag.
+func (l loraRef) nameField() string {
+	if l.field == "prompt" {
+		return l.field
+	}
+	return l.field + ".name"
 }
 
 // jobSpec is a validated job: the generation request (Generator, Progress and
@@ -261,6 +287,7 @@ type jobSpec struct {
 	sampler string // the scheduler's name for the infotext
 	model   string
 	guided  bool
+	loras   []loraRef // resolved into req.LoRAs when the job is submitted
 }
 
 // seeds are the images' seeds.
@@ -296,6 +323,9 @@ func (sp *jobSpec) infotext(i int) string {
 	return b.String()
 }
 
+// maxLoRAs bounds the LoRAs one request may stack.
+const maxLoRAs = 8
+
 // minSide is the smallest image side accepted: the UNet halves the latent
 // three times.
 const minSide = 64
@@ -320,6 +350,25 @@ func validate(g *genParams, info Info, lim Limits) (*jobSpec, *APIError) {
 		}
 	}
 	r.Prompt, r.NegativePrompt, r.Prompt2, r.NegativePrompt2 = g.prompt, g.negative, g.prompt2, g.negative2
+	if len(g.loras) > maxLoRAs {
+		return nil, fieldError(g.field("loras"), "names %d LoRAs; at most %d are allowed", len(g.loras), maxLoRAs)
+	}
+	for i, l := range g.loras {
+		if l.field == "" {
+			l.field = fmt.Sprintf("%s[%d]", g.field("loras"), i)
+		}
+		if l.name == "" || len(l.name) > 128 {
+			return nil, fieldError(l.nameField(), "expected a LoRA name of 1 to 128 bytes")
+		}
+		if math.IsNaN(l.scale) || math.Abs(l.scale) > 10 {
+			scaleField := l.field + ".scale"
+			if l.field == "prompt" {
+				scaleField = "prompt"
+			}
+			return nil, fieldError(scaleField, "LoRA scale is %v; expected a number from -10 to 10", l.scale)
+		}
+		sp.loras = append(sp.loras, l)
+	}
 
 	sp.images = g.images
 	if sp.images == 0 {
@@ -490,13 +539,21 @@ func validate(g *genParams, info Info, lim Limits) (*jobSpec, *APIError) {
 
 // fromJobRequest maps the native request.
 func fromJobRequest(jr *JobRequest) *genParams {
-	return &genParams{
+	g := &genParams{
 		prompt: jr.Prompt, negative: jr.NegativePrompt, prompt2: jr.Prompt2, negative2: jr.NegativePrompt2,
 		width: jr.Width, height: jr.Height, steps: jr.Steps, guidance: jr.Guidance, seed: jr.Seed,
 		rng: jr.RNG, scheduler: jr.Scheduler, eta: jr.Eta, initImage: jr.InitImage, mask: jr.Mask,
 		strength: jr.Strength, clipSkip: jr.ClipSkip, plain: jr.PlainPrompt,
 		originalSize: jr.OriginalSize, targetSize: jr.TargetSize, cropTopLeft: jr.CropTopLeft, images: jr.Batch,
 	}
+	for _, l := range jr.LoRAs {
+		scale := 1.0
+		if l.Scale != nil {
+			scale = *l.Scale
+		}
+		g.loras = append(g.loras, loraRef{name: l.Name, scale: scale})
+	}
+	return g
 }
 
 // DecodeRequest decodes and validates a POST /v1/jobs body for a model

@@ -44,6 +44,7 @@ type Server struct {
 	startOnce sync.Once
 	beatNow   chan struct{}
 	decoding  chan struct{} // bounds the requests read and decoded at once
+	loras     loraCache
 
 	mu         sync.Mutex
 	stopStart  func() bool // undoes Start's context.AfterFunc

@@ -59,6 +59,7 @@ type serveFlags struct {
 	maxBatch, previewEvery                int
 	maxBody                               byteSize
 	logPrompts                            bool
+	loraDir                               string
 }
 
 func runServe(ctx context.Context, e *env, args []string) error {
@@ -84,6 +85,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&f.maxBatch, "max-batch", 8, "the most images one request may ask for")
 	fs.Var(&f.maxBody, "max-body", "the largest request body (bytes, or with a KiB/MiB suffix; default 32MiB)")
 	fs.BoolVar(&f.logPrompts, "log-prompts", false, "include prompts in the job logs")
+	fs.StringVar(&f.loraDir, "lora-dir", "", "the folder requests' LoRAs are found in, by name (requests never name paths)")
 	fs.IntVar(&f.previewEvery, "preview-every", 5, "send a preview image on the event stream every N steps (0: never)")
 	fs.DurationVar(&f.keepFinished, "keep-finished", 15*time.Minute, "how long finished jobs and their images are kept")
 	fs.IntVar(&f.maxFinished, "max-finished", 256, "how many finished jobs are kept at most")
@@ -127,7 +129,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		Orchestrator: f.orchestrator, HeartbeatInterval: f.heartbeat, WorkerID: workerID, Address: advertise,
 		Device: f.device, Version: buildVersion(),
 		Limits:  serve.Limits{MaxWidth: f.maxWidth, MaxHeight: f.maxHeight, MaxSteps: f.maxSteps, MaxBatch: f.maxBatch},
-		MaxBody: int64(f.maxBody), LogPrompts: f.logPrompts, PreviewEvery: f.previewEvery, Logger: e.log,
+		MaxBody: int64(f.maxBody), LogPrompts: f.logPrompts, LoRADir: f.loraDir, PreviewEvery: f.previewEvery, Logger: e.log,
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
