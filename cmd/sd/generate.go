@@ -113,6 +113,7 @@ type generateFlags struct {
 	karras                                bool
 	timestepSpacing                       string
 	initImage, mask, out, device          string
+	vaeTiling                             string
 	originalSize, targetSize              sizeFlag
 	crop                                  cropFlag
 	plainPrompt, jsonOut, quiet           bool
@@ -214,7 +215,8 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.timestepSpacing, "timestep-spacing", "", "leading, linspace or trailing")
 	fs.StringVar(&f.predictionType, "prediction-type", "", "what the model predicts: epsilon, v_prediction or sample (for SD 2.x single files)")
 	fs.Float64Var(&f.eta, "eta", 0, "DDIM eta")
-	fs.StringVar(&f.initImage, "init-image", "", "image-to-image: the starting image (PNG or JPEG)")
+	fs.StringVar(&f.vaeTiling, "vae-tiling", "auto", "decode in tiles: auto (above one megapixel), on or off")
+	fs.StringVar(&f.initImage, "init-image", "", "image-to-image: the starting image (PNG, JPEG or WebP)")
 	fs.Float64Var(&f.strength, "strength", 0, "how much of the init image to repaint, in (0, 1] (default 0.8; inpainting 1)")
 	fs.StringVar(&f.mask, "mask", "", "inpainting: the mask image, white = repaint")
 	fs.IntVar(&f.clipSkip, "clip-skip", 0, "skip final text-encoder layers (diffusers' meaning: 1 = A1111's 'Clip skip 2')")
@@ -293,6 +295,9 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range res.Warnings {
+		e.log.Warn(w)
+	}
 	shown := req
 	shown.Prompt = promptText
 	for _, l := range loras {
@@ -364,6 +369,10 @@ func (f *generateFlags) request() (diffusion.Request, uint64, error) {
 	if f.batch < 1 || f.batch > 64 {
 		return req, 0, fmt.Errorf("%w: --batch %d must be 1 to 64", errUsage, f.batch)
 	}
+	tiling, ok := map[string]diffusion.Tiling{"auto": diffusion.TilingAuto, "on": diffusion.TilingOn, "off": diffusion.TilingOff}[f.vaeTiling]
+	if !ok {
+		return req, 0, fmt.Errorf("%w: --vae-tiling %q (want auto, on or off)", errUsage, f.vaeTiling)
+	}
 	seed, err := parseSeed(f.seed)
 	if err != nil {
 		return req, 0, err
@@ -377,7 +386,7 @@ func (f *generateFlags) request() (diffusion.Request, uint64, error) {
 		Width: f.width, Height: f.height, Steps: f.steps, Guidance: f.guidance.v, Generator: gen,
 		Scheduler: f.scheduler, Eta: f.eta, Strength: f.strength, ClipSkip: f.clipSkip,
 		PlainPrompt: f.plainPrompt, OriginalSize: f.originalSize.p, TargetSize: f.targetSize.p,
-		CropTopLeft: f.crop.p, Batch: f.batch,
+		CropTopLeft: f.crop.p, Batch: f.batch, VAETiling: tiling,
 	}
 	if f.prompt2 != "" {
 		req.Prompt2 = &f.prompt2

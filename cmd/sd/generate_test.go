@@ -142,6 +142,7 @@ func TestGenerateBadInput(t *testing.T) {
 		{[]string{"--model", model, "--prompt", "x", "--out", "/nonexistent/dir/x.png"}, "cannot write /nonexistent/dir/x.png"},
 		{[]string{"--model", model, "--prompt", "x", "--scheduler", "nope", "--out", filepath.Join(t.TempDir(), "o.png")}, "nope"},
 		{[]string{"--model", model, "--prompt", "x", "--init-image", "/nonexistent.png"}, "nonexistent.png"},
+		{[]string{"--model", model, "--prompt", "x", "--vae-tiling", "maybe"}, "--vae-tiling"},
 	} {
 		status, _, stderr := sd(t, append([]string{"generate"}, c.args...)...)
 		require.NotEqual(t, 0, status, "%v", c.args)
@@ -194,4 +195,13 @@ func TestGeneratePreset(t *testing.T) {
 	img, err := png.Decode(f)
 	require.NoError(t, err)
 	require.Equal(t, 64, img.Bounds().Dx())
+}
+
+// --plain-prompt with a prompt over 77 tokens warns on stderr, as diffusers does.
+func TestGenerateWarnsOnTruncation(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "w.png")
+	status, _, stderr := sd(t, "generate", "--quiet", "--model", fixture.Path(t, "models/sd15"), "-p", strings.Repeat("a red fox ", 40),
+		"--plain-prompt", "--steps", "1", "--seed", "1", "--out", out, "--vae-tiling", "on")
+	require.Equal(t, 0, status, stderr)
+	require.Contains(t, stderr, "truncated")
 }
