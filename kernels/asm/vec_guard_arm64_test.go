@@ -4,51 +4,12 @@ package asm
 
 import (
 	"math/rand/v2"
-	"os"
-	"syscall"
 	"testing"
-	"unsafe"
 )
 
-// neonGuard is a page of memory followed by an inaccessible page: a slice that
-// ends at the boundary faults if a kernel reads or writes one byte past its end.
-type neonGuard struct{ mem []byte }
-
-func newNEONGuard(t *testing.T) *neonGuard {
-	ps := os.Getpagesize()
-	mem, err := syscall.Mmap(-1, 0, 2*ps, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-	if err != nil {
-		t.Skipf("mmap: %v", err)
-	}
-	if err := syscall.Mprotect(mem[ps:], syscall.PROT_NONE); err != nil {
-		t.Skipf("mprotect: %v", err)
-	}
-	t.Cleanup(func() { _ = syscall.Munmap(mem) })
-	return &neonGuard{mem[:ps]}
-}
-
-// f32 returns n float32 ending at the guard, filled with values in [-4, 4].
-func (g *neonGuard) f32(rng *rand.Rand, n int) []float32 {
-	s := unsafe.Slice((*float32)(unsafe.Pointer(&g.mem[len(g.mem)-4*n])), n)
-	for i := range s {
-		s[i] = 8*rng.Float32() - 4
-	}
-	return s
-}
-
-func (g *neonGuard) u16(rng *rand.Rand, n int) []uint16 {
-	s := unsafe.Slice((*uint16)(unsafe.Pointer(&g.mem[len(g.mem)-2*n])), n)
-	for i := range s {
-		s[i] = uint16(rng.Uint32())
-	}
-	return s
-}
-
-// TestVecNEONStaysInBounds runs every kernel on slices that end right before an
-// inaccessible page: a read or write past the end crashes the test.
 func TestVecNEONStaysInBounds(t *testing.T) {
 	skipNoNEON(t)
-	g := []*neonGuard{newNEONGuard(t), newNEONGuard(t), newNEONGuard(t), newNEONGuard(t)}
+	g := []*guardPage{newGuardPage(t), newGuardPage(t), newGuardPage(t), newGuardPage(t)}
 	rng := rand.New(rand.NewPCG(16, 17))
 	for n := 1; n <= 70; n++ {
 		dst, src := g[0].f32(rng, n), g[1].f32(rng, n)
@@ -76,7 +37,7 @@ func TestVecNEONStaysInBounds(t *testing.T) {
 // end of their pages.
 func TestMicroKernelsNEONStayInBounds(t *testing.T) {
 	skipNoNEON(t)
-	g := []*neonGuard{newNEONGuard(t), newNEONGuard(t), newNEONGuard(t)}
+	g := []*guardPage{newGuardPage(t), newGuardPage(t), newGuardPage(t)}
 	rng := rand.New(rand.NewPCG(18, 19))
 	for _, kc := range []int{1, 2, 3, 4, 5, 7, 9, 17, 33} {
 		a := g[0].f32(rng, kc*gemmMR)
