@@ -82,14 +82,14 @@ func TestConv2dChunks(t *testing.T) {
 	c := NewCPU()
 	rng := rand.New(rand.NewPCG(23, 24))
 	for _, tc := range []convCase{
-		{n: 1, c: 128, h: 33, w: 33, o: 3, kh: 3, kw: 3, stride: 1, pad: 1, wdt: F16, bdt: F32},
+		{n: 1, c: 128, h: 65, w: 67, o: 3, kh: 3, kw: 3, stride: 1, pad: 1, wdt: F16, bdt: F32},
 		{n: 2, c: 160, h: 31, w: 45, o: 2, kh: 3, kw: 3, stride: 2, pad: 1, wdt: F32, bdt: 0},
 		{n: 3, c: 33, h: 17, w: 19, o: 31, kh: 1, kw: 1, stride: 1, wdt: BF16, bdt: BF16},
 		{n: 1, c: 64, h: 48, w: 64, o: 65, kh: 1, kw: 1, stride: 1, wdt: F16, bdt: F16},
 	} {
 		t.Run(tc.String(), func(t *testing.T) { runConvCase(t, c, rng, tc) })
 	}
-	require.Greater(t, (33*33+15)/16*16, conv2dChunk(33*33, 128*9), "the first case must take more than one chunk")
+	require.Greater(t, (65*67+15)/16*16, conv2dChunk(65*67, 128*9), "the first case must take more than one chunk")
 }
 
 func TestConv2dBadShapes(t *testing.T) {
