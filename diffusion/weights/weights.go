@@ -145,6 +145,11 @@ func FromBytes(b tensor.Backend, dt safetensors.DType, shape []int, raw []byte) 
 		return nil, fmt.Errorf("%d bytes for %s%v", len(raw), dt, shape)
 	}
 	le := binary.LittleEndian
+	// On the CPU the tensor's own storage is filled in place, so that loading a
+	// model does not briefly hold every weight twice.
+	if t, ok := fillCPU(b, dt, shape, raw); ok {
+		return t, nil
+	}
 	switch dt {
 	case safetensors.F16, safetensors.BF16:
 		u := make([]uint16, n)
@@ -203,3 +208,31 @@ type params struct {
 }
 
 func (p params) Tensor(name string) (*tensor.Tensor, error) { return p.src.Load(name, p.b) }
+
+// fillCPU makes an F32, F16 or BF16 tensor on a CPU backend by decoding raw
+// straight into its storage; ok is false for other backends and dtypes.
+func fillCPU(b tensor.Backend, dt safetensors.DType, shape []int, raw []byte) (*tensor.Tensor, bool) {
+	if _, cpu := b.(*tensor.CPU); !cpu {
+		return nil, false
+	}
+	tdt, ok := map[safetensors.DType]tensor.DType{safetensors.F32: tensor.F32, safetensors.F16: tensor.F16, safetensors.BF16: tensor.BF16}[dt]
+	if !ok {
+		return nil, false
+	}
+	t, err := tensor.New(b, tdt, shape...)
+	if err != nil {
+		return nil, false
+	}
+	s := t.Storage().(*tensor.CPUStorage)
+	le := binary.LittleEndian
+	if tdt == tensor.F32 {
+		for i := range s.F32 {
+			s.F32[i] = math.Float32frombits(le.Uint32(raw[4*i:]))
+		}
+	} else {
+		for i := range s.U16 {
+			s.U16[i] = le.Uint16(raw[2*i:])
+		}
+	}
+	return t, true
+}
