@@ -12,7 +12,6 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/sdgo/sdgo/internal/pyjson"
 )
@@ -247,7 +246,7 @@ func Default() Config {
 // keys take diffusers' defaults; the result is validated.
 func Parse(name string, b []byte) (Config, error) {
 	c := Default()
-	if err := decode(b, &c); err != nil {
+	if err := pyjson.DecodeFields(b, &c, describe); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", name, err)
 	}
 	if c.ClassName != "" && c.ClassName != ClassName {
@@ -268,35 +267,6 @@ func LoadConfig(path string) (Config, error) {
 	return Parse(path, b)
 }
 
-// decode reads a JSON object over the defaults already in *c, key by key, so
-// that an error names its key. A key holding JSON null sets its field to the
-// zero value, which this package reads as "none", rather than keeping a
-// default. Unknown keys are ignored, as diffusers does.
-func decode(b []byte, c *Config) error {
-	var raw map[string]json.RawMessage
-	if err := pyjson.Unmarshal(b, &raw); err != nil {
-		return fmt.Errorf("not a JSON object: %w", err)
-	}
-	v := reflect.ValueOf(c).Elem()
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		key, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		m, ok := raw[key]
-		if !ok {
-			continue
-		}
-		f := v.Field(i)
-		if string(bytes.TrimSpace(m)) == "null" {
-			f.SetZero()
-			continue
-		}
-		if err := json.Unmarshal(m, f.Addr().Interface()); err != nil {
-			return fmt.Errorf("key %q: %s: want %s", key, bytes.TrimSpace(m), describe(f.Type()))
-		}
-	}
-	return nil
-}
-
 // describe names a field type for error messages.
 func describe(t reflect.Type) string {
 	switch t {
@@ -305,64 +275,14 @@ func describe(t reflect.Type) string {
 	case reflect.TypeFor[Bools]():
 		return "a bool or a list of bools"
 	}
-	switch t.Kind() {
-	case reflect.Int:
-		return "an integer"
-	case reflect.Float64:
-		return "a number"
-	case reflect.String:
-		return "a string"
-	case reflect.Bool, reflect.Pointer:
-		return "a bool"
-	case reflect.Slice:
-		switch t.Elem().Kind() {
-		case reflect.Int:
-			return "a list of integers"
-		case reflect.Float64:
-			return "a list of numbers"
-		case reflect.String:
-			return "a list of strings"
-		}
-		return "a list"
-	}
-	return t.String()
+	return pyjson.DescribeType(t)
 }
 
 // MarshalJSON writes the config with diffusers' keys, in field order. Nullable
 // keys (tagged omitempty) are written as null when zero, as diffusers writes
 // None, so that the output is a complete config.json.
 func (c Config) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteByte('{')
-	v := reflect.ValueOf(c)
-	t := v.Type()
-	first := true
-	for i := 0; i < t.NumField(); i++ {
-		key, opt, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		f := v.Field(i)
-		var val []byte
-		switch {
-		case opt == "omitempty" && f.IsZero() && strings.HasPrefix(key, "_"):
-			continue
-		case opt == "omitempty" && f.IsZero():
-			val = []byte("null")
-		default:
-			var err error
-			if val, err = json.Marshal(f.Interface()); err != nil {
-				return nil, fmt.Errorf("unet config key %q: %w", key, err)
-			}
-		}
-		if !first {
-			buf.WriteByte(',')
-		}
-		first = false
-		k, _ := json.Marshal(key)
-		buf.Write(k)
-		buf.WriteByte(':')
-		buf.Write(val)
-	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
+	return pyjson.MarshalFields(c, "unet config", false)
 }
 
 // Validate checks that the config is consistent: as many down and up block
