@@ -90,6 +90,12 @@ func asF32(x *Tensor, contiguous bool) (*Tensor, error) {
 // unary runs a Backend.Unary operation.
 func unary(op string, u UnaryOp, x *Tensor) (*Tensor, error) {
 	checkLive(op, x)
+	return mapF32(op, x, func(out, xc *Tensor) error { return x.Backend().Unary(out, xc, u) })
+}
+
+// mapF32 runs a backend operation that maps x, widened to a contiguous F32
+// tensor, to a new F32 tensor of the same shape.
+func mapF32(op string, x *Tensor, run func(out, xc *Tensor) error) (*Tensor, error) {
 	xc, err := asF32(x, true)
 	if err != nil {
 		return nil, err
@@ -99,7 +105,7 @@ func unary(op string, u UnaryOp, x *Tensor) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := x.Backend().Unary(out, xc, u); err != nil {
+	if err := run(out, xc); err != nil {
 		out.Release()
 		return nil, backendFailed(op, err, x)
 	}
@@ -183,20 +189,7 @@ func Scale(x *Tensor, s float32) (*Tensor, error) { return affine("Scale", x, s,
 
 func affine(op string, x *Tensor, scale, shift float32) (*Tensor, error) {
 	checkLive(op, x)
-	xc, err := asF32(x, true)
-	if err != nil {
-		return nil, err
-	}
-	defer xc.Release()
-	out, err := New(x.Backend(), F32, x.shape...)
-	if err != nil {
-		return nil, err
-	}
-	if err := x.Backend().Affine(out, xc, scale, shift); err != nil {
-		out.Release()
-		return nil, backendFailed(op, err, x)
-	}
-	return out, nil
+	return mapF32(op, x, func(out, xc *Tensor) error { return x.Backend().Affine(out, xc, scale, shift) })
 }
 
 // Clamp returns x with every element limited to [lo, hi] (NaN stays NaN), as
@@ -207,20 +200,7 @@ func Clamp(x *Tensor, lo, hi float32) (*Tensor, error) {
 	if !(lo <= hi) {
 		return nil, rangeErr(op, "bounds [%g, %g]", lo, hi)
 	}
-	xc, err := asF32(x, true)
-	if err != nil {
-		return nil, err
-	}
-	defer xc.Release()
-	out, err := New(x.Backend(), F32, x.shape...)
-	if err != nil {
-		return nil, err
-	}
-	if err := x.Backend().Clamp(out, xc, lo, hi); err != nil {
-		out.Release()
-		return nil, backendFailed(op, err, x)
-	}
-	return out, nil
+	return mapF32(op, x, func(out, xc *Tensor) error { return x.Backend().Clamp(out, xc, lo, hi) })
 }
 
 // Softmax returns the softmax of x over its last axis.
@@ -229,20 +209,7 @@ func Softmax(x *Tensor) (*Tensor, error) {
 	if x.Rank() == 0 {
 		return nil, shapeErr("Softmax", "%v has no axis", x)
 	}
-	xc, err := asF32(x, true)
-	if err != nil {
-		return nil, err
-	}
-	defer xc.Release()
-	out, err := New(x.Backend(), F32, x.shape...)
-	if err != nil {
-		return nil, err
-	}
-	if err := x.Backend().Softmax(out, xc); err != nil {
-		out.Release()
-		return nil, backendFailed("Softmax", err, x)
-	}
-	return out, nil
+	return mapF32("Softmax", x, func(out, xc *Tensor) error { return x.Backend().Softmax(out, xc) })
 }
 
 // checkParam checks that p (which may be nil when optional) is a vector of n
