@@ -3,7 +3,9 @@ package tensor
 import (
 	"fmt"
 	"math/bits"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sdgo/sdgo/kernels/asm"
 )
@@ -15,6 +17,13 @@ type CPUStorage struct {
 	dt  DType
 	F32 []float32
 	U16 []uint16
+	// mapped is the memory outside the Go heap that F32 or U16 view, for
+	// storage from AllocLongLived; cleanup unmaps it if the storage is never freed.
+	mapped []byte
+	// borrowed is the memory of storage from Borrow, and release lets go of it.
+	borrowed []byte
+	release  func()
+	cleanup  runtime.Cleanup
 }
 
 // Backend returns the CPU backend that allocated s.
@@ -44,6 +53,33 @@ func (s *CPUStorage) Len() int {
 type CPU struct {
 	f32 [sizeClasses]sync.Pool
 	u16 [sizeClasses]sync.Pool
+	// inUse and peak count the bytes of storage handed out and not yet freed
+	// (see Stats).
+	inUse, peak atomic.Int64
+}
+
+// CPUStats is what a CPU backend's storage holds.
+type CPUStats struct {
+	// InUse is the bytes of storage allocated and not yet freed (a storage that
+	// is garbage-collected without Release stays counted), and Peak the most
+	// there has been since the backend was made or ResetPeak was called.
+	InUse, Peak int64
+}
+
+// Stats reports the storage the backend has handed out.
+func (c *CPU) Stats() CPUStats { return CPUStats{InUse: c.inUse.Load(), Peak: c.peak.Load()} }
+
+// ResetPeak starts a new peak from what is in use now.
+func (c *CPU) ResetPeak() { c.peak.Store(c.inUse.Load()) }
+
+func (c *CPU) count(bytes int64) {
+	n := c.inUse.Add(bytes)
+	for {
+		p := c.peak.Load()
+		if n <= p || c.peak.CompareAndSwap(p, n) {
+			return
+		}
+	}
 }
 
 // NewCPU returns a CPU backend.
@@ -75,6 +111,7 @@ func (c *CPU) Alloc(dt DType, n int) (Storage, error) {
 		return nil, rangeErr("Alloc", "%d elements", n)
 	}
 	s := &CPUStorage{cpu: c, dt: dt}
+	c.count(int64(n * dt.Size()))
 	if n < minPooled {
 		if dt == F32 {
 			s.F32 = make([]float32, n)
@@ -106,6 +143,10 @@ func (c *CPU) Free(st Storage) {
 	if !ok || s.cpu != c {
 		return
 	}
+	c.count(-int64(s.Len() * s.dt.Size()))
+	if s.freeMapped() || s.freeBorrowed() {
+		return
+	}
 	if n := s.Len(); n >= minPooled {
 		class, capacity := sizeClass(n)
 		if s.dt == F32 && cap(s.F32) == capacity {
@@ -131,6 +172,7 @@ func (c *CPU) storage(op string, st Storage) (*CPUStorage, error) {
 
 // Write copies src into the start of dst.
 func (c *CPU) Write(dst Storage, src any) error {
+	defer runtime.KeepAlive(dst)
 	s, err := c.storage("Write", dst)
 	if err != nil {
 		return err
@@ -154,6 +196,7 @@ func (c *CPU) Write(dst Storage, src any) error {
 
 // Read copies len(dst) elements of src, from element off, into dst.
 func (c *CPU) Read(src Storage, off int, dst any) error {
+	defer runtime.KeepAlive(src)
 	s, err := c.storage("Read", src)
 	if err != nil {
 		return err

@@ -55,6 +55,7 @@ func attnBlocks(p AttentionParams, heads, lq, lk int) (bq, bk int) {
 // q, k and v may be of any dtype and any view whose last two strides include a 1;
 // dst is F32 with rows of stride 1.
 func (c *CPU) Attention(dst, q, k, v *Tensor, p AttentionParams) error {
+	defer keepAlive(dst, q, k, v)
 	const op = "Attention"
 	ds, err := c.storage(op, dst.buf.s)
 	if err != nil {

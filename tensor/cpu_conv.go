@@ -36,6 +36,7 @@ func conv2dChunk(p, kdim int) int {
 // while the GEMM packs it). The bias is written into the output first and the GEMM
 // accumulates onto it. The GEMM uses every core; so does the unfolding.
 func (c *CPU) Conv2d(dst, x, w, bias *Tensor, p Conv2dParams) error {
+	defer keepAlive(dst, x, w, bias)
 	const op = "Conv2d"
 	ds, err := c.storage(op, dst.buf.s)
 	if err != nil {

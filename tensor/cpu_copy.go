@@ -365,6 +365,7 @@ func copyTiled[E float32 | uint16](dst, src []E, sh []int, st [][]int, doff, sof
 
 // Fill sets every element of the contiguous tensor dst to v (rounded to dst's dtype).
 func (c *CPU) Fill(dst *Tensor, v float32) error {
+	defer keepAlive(dst)
 	ss, err := c.storages("Fill", dst)
 	if err != nil {
 		return err
@@ -396,6 +397,7 @@ func (c *CPU) Fill(dst *Tensor, v float32) error {
 // contiguous dst of the same shape, converting the dtype and rounding to nearest
 // even when narrowing.
 func (c *CPU) Copy(dst, src *Tensor) error {
+	defer keepAlive(dst, src)
 	ss, err := c.storages("Copy", dst, src)
 	if err != nil {
 		return err
@@ -410,6 +412,8 @@ func (c *CPU) Copy(dst, src *Tensor) error {
 // Concat writes xs one after another along axis into the contiguous dst. The
 // inputs may be strided views of any dtype; they are converted to dst's dtype.
 func (c *CPU) Concat(dst *Tensor, xs []*Tensor, axis int) error {
+	defer keepAlive(dst)
+	defer keepAlive(xs...)
 	ss, err := c.storages("Concat", append([]*Tensor{dst}, xs...)...)
 	if err != nil {
 		return err
@@ -426,6 +430,7 @@ func (c *CPU) Concat(dst *Tensor, xs []*Tensor, axis int) error {
 // Embedding sets row i of dst [len(ids),D] to row ids[i] of table [V,D]; the table
 // may have any dtype and strides.
 func (c *CPU) Embedding(dst, table *Tensor, ids []int) error {
+	defer keepAlive(dst, table)
 	ss, err := c.storages("Embedding", dst, table)
 	if err != nil {
 		return err
@@ -452,6 +457,7 @@ func (c *CPU) Embedding(dst, table *Tensor, ids []int) error {
 // contiguous x [N,C,H,W]; exact doubling, the UNet's and the VAE's upsampling, has
 // its own loop.
 func (c *CPU) ResizeNearest(dst, x *Tensor) error {
+	defer keepAlive(dst, x)
 	ss, err := c.storages("ResizeNearest", dst, x)
 	if err != nil {
 		return err

@@ -26,6 +26,7 @@ func unaryKernel(op UnaryOp) func(dst, src []float32) {
 
 // Unary sets dst = op(x).
 func (c *CPU) Unary(dst, x *Tensor, op UnaryOp) error {
+	defer keepAlive(dst, x)
 	ss, err := c.storages("Unary", dst, x)
 	if err != nil {
 		return err
@@ -41,6 +42,7 @@ func (c *CPU) Unary(dst, x *Tensor, op UnaryOp) error {
 
 // Affine sets dst = x·scale + shift.
 func (c *CPU) Affine(dst, x *Tensor, scale, shift float32) error {
+	defer keepAlive(dst, x)
 	ss, err := c.storages("Affine", dst, x)
 	if err != nil {
 		return err
@@ -52,6 +54,7 @@ func (c *CPU) Affine(dst, x *Tensor, scale, shift float32) error {
 
 // Clamp sets dst = min(max(x, lo), hi) for a contiguous F32 x; NaN stays NaN.
 func (c *CPU) Clamp(dst, x *Tensor, lo, hi float32) error {
+	defer keepAlive(dst, x)
 	ss, err := c.storages("Clamp", dst, x)
 	if err != nil {
 		return err
@@ -73,6 +76,7 @@ func (c *CPU) Clamp(dst, x *Tensor, lo, hi float32) error {
 // Binary sets dst = op(a, b) for F32 operands of dst's shape and any strides
 // (broadcast operands are views with zero strides).
 func (c *CPU) Binary(dst, a, b *Tensor, op BinaryOp) error {
+	defer keepAlive(dst, a, b)
 	ss, err := c.storages("Binary", dst, a, b)
 	if err != nil {
 		return err
@@ -173,6 +177,7 @@ func binaryRun(op BinaryOp, out, a []float32, ao, as int, b []float32, bo, bs in
 
 // GEGLU sets dst[..., i] = x[..., i]·gelu(x[..., n+i]) for x [..., 2n], dst [..., n].
 func (c *CPU) GEGLU(dst, x *Tensor) error {
+	defer keepAlive(dst, x)
 	ss, err := c.storages("GEGLU", dst, x)
 	if err != nil {
 		return err
@@ -194,6 +199,7 @@ func (c *CPU) GEGLU(dst, x *Tensor) error {
 
 // Softmax sets dst to the softmax of x over its last axis.
 func (c *CPU) Softmax(dst, x *Tensor) error {
+	defer keepAlive(dst, x)
 	ss, err := c.storages("Softmax", dst, x)
 	if err != nil {
 		return err

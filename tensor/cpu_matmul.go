@@ -139,6 +139,7 @@ const matmulSmall = 1 << 22
 // spread over the cores (one goroutine per product) when the products are small,
 // and each product uses every core when they are large.
 func (c *CPU) MatMul(dst, a, b, bias *Tensor, alpha float32) error {
+	defer keepAlive(dst, a, b, bias)
 	const op = "MatMul"
 	ds, err := c.storage(op, dst.buf.s)
 	if err != nil {

@@ -65,6 +65,7 @@ func paramF32(p *Tensor, s *CPUStorage) []float32 {
 // channels (statistics per sample and group), applies the per-channel gamma and
 // beta ([C], any dtype), then SiLU if silu.
 func (c *CPU) GroupNorm(dst, x, gamma, beta *Tensor, groups int, eps float32, silu bool) error {
+	defer keepAlive(dst, x, gamma, beta)
 	ss, err := c.storages("GroupNorm", dst, x, gamma, beta)
 	if err != nil {
 		return err
@@ -116,6 +117,7 @@ func (c *CPU) GroupNorm(dst, x, gamma, beta *Tensor, groups int, eps float32, si
 // LayerNorm normalises the contiguous F32 x over its last axis and applies gamma
 // and beta (any dtype; nil means 1 and 0).
 func (c *CPU) LayerNorm(dst, x, gamma, beta *Tensor, eps float32) error {
+	defer keepAlive(dst, x, gamma, beta)
 	ss, err := c.storages("LayerNorm", dst, x, gamma, beta)
 	if err != nil {
 		return err
@@ -148,6 +150,7 @@ func (c *CPU) LayerNorm(dst, x, gamma, beta *Tensor, eps float32) error {
 // Moments sets mean and variance (population) of each row of the contiguous F32 x
 // viewed as [rows, n], where rows is the number of elements of mean.
 func (c *CPU) Moments(mean, variance, x *Tensor) error {
+	defer keepAlive(mean, variance, x)
 	ss, err := c.storages("Moments", mean, variance, x)
 	if err != nil {
 		return err

@@ -35,6 +35,7 @@ func Open(path string) (*File, error) {
 		syscall.Munmap(data)
 		return nil, err
 	}
-	f.closer = func() error { return syscall.Munmap(data) }
+	f.mapping = newMapping(data, syscall.Munmap)
+	f.closer = f.mapping.release
 	return f, nil
 }

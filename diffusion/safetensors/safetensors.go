@@ -21,6 +21,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/x448/float16"
 )
@@ -96,6 +98,30 @@ type File struct {
 	names    []string // sorted
 	metadata map[string]string
 	closer   func() error
+	// mapping is the file's memory map (nil when the file was read into the
+	// heap), shared with the tensors that use its bytes in place (Share).
+	mapping *mapping
+}
+
+// mapping is a file's memory map, shared by its File and by the users of Share;
+// the last of them to let go unmaps it.
+type mapping struct {
+	data  []byte
+	refs  atomic.Int64
+	unmap func([]byte) error
+}
+
+func newMapping(data []byte, unmap func([]byte) error) *mapping {
+	m := &mapping{data: data, unmap: unmap}
+	m.refs.Store(1)
+	return m
+}
+
+func (m *mapping) release() error {
+	if m.refs.Add(-1) == 0 {
+		return m.unmap(m.data)
+	}
+	return nil
 }
 
 // Parse reads a safetensors file from memory; name is used in error messages. The
@@ -248,6 +274,34 @@ func (f *File) Bytes(name string) ([]byte, error) {
 	}
 	return f.data[i.Begin:i.End:i.End], nil
 }
+
+// Share returns a tensor's raw little-endian bytes without copying, like Bytes,
+// and keeps them valid after Close until release is called (once; later calls
+// do nothing). A memory-mapped file is unmapped when it is closed and every
+// shared tensor released, so that tensors can use a checkpoint's bytes in
+// place for as long as they live. The bytes must not be written: a mapped
+// file's are read-only memory.
+func (f *File) Share(name string) (b []byte, release func(), err error) {
+	i, err := f.lookup(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.mapping != nil && f.closer == nil {
+		return nil, nil, fmt.Errorf("%s: tensor %q: the file is closed", f.name, name)
+	}
+	b = f.data[i.Begin:i.End:i.End]
+	if f.mapping == nil {
+		// Heap memory: the slice keeps it alive.
+		return b, func() {}, nil
+	}
+	m := f.mapping
+	m.refs.Add(1)
+	return b, sync.OnceFunc(func() { _ = m.release() }), nil
+}
+
+// Mapped reports whether the file's bytes are a memory map of the file (rather
+// than a copy in memory), so that Share costs no memory.
+func (f *File) Mapped() bool { return f.mapping != nil }
 
 // Float32s returns a tensor's elements converted to float32; it accepts the float
 // types and the integer types (converted by value).

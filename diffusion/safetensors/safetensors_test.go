@@ -3,6 +3,7 @@ package safetensors
 import (
 	"bytes"
 	"encoding/binary"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -140,4 +141,34 @@ func FuzzParse(f *testing.F) {
 			file.Float32s(name)
 		}
 	})
+}
+
+func TestShareOutlivesClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.safetensors")
+	if err := WriteFile(path, []Tensor{F32Tensor("a", []int{3}, []float32{1, 2, 3})}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, release, err := f.Share("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.Share("a"); err == nil && f.Mapped() {
+		t.Error("Share after Close did not fail")
+	}
+	// Still mapped: the shared tensor holds the mapping.
+	if got := math.Float32frombits(binary.LittleEndian.Uint32(b[8:])); got != 3 {
+		t.Errorf("shared bytes after Close read %v, want 3", got)
+	}
+	release()
+	release() // once only
+	if _, _, err := f.Share("missing"); err == nil {
+		t.Error("Share of a missing tensor did not fail")
+	}
 }

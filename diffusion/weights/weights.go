@@ -104,6 +104,9 @@ func (s *Safetensors) Load(name string, b tensor.Backend) (*tensor.Tensor, error
 		return nil, fmt.Errorf("weights: no tensor %q in %s", name, s.describe())
 	}
 	i, _ := f.Info(name)
+	if t, ok := borrowCPU(f, name, i, b); ok {
+		return t, nil
+	}
 	raw, err := f.Bytes(name)
 	if err != nil {
 		return nil, err
@@ -209,6 +212,31 @@ type params struct {
 
 func (p params) Tensor(name string) (*tensor.Tensor, error) { return p.src.Load(name, p.b) }
 
+// borrowCPU makes a tensor on a CPU backend that uses a memory-mapped file's
+// bytes in place (tensor.CPU.Borrow): F32, F16 and BF16 weights, as stored,
+// when the file is mapped and the bytes are aligned. The tensor keeps the
+// mapping alive after the file is closed. ok is false when it cannot.
+func borrowCPU(f *safetensors.File, name string, i safetensors.Info, b tensor.Backend) (*tensor.Tensor, bool) {
+	c, isCPU := b.(*tensor.CPU)
+	if !isCPU || !f.Mapped() {
+		return nil, false
+	}
+	tdt, ok := map[safetensors.DType]tensor.DType{safetensors.F32: tensor.F32, safetensors.F16: tensor.F16, safetensors.BF16: tensor.BF16}[i.DType]
+	if !ok || i.Numel() == 0 {
+		return nil, false
+	}
+	raw, release, err := f.Share(name)
+	if err != nil {
+		return nil, false
+	}
+	t, ok := c.BorrowTensor(tdt, raw, release, i.Shape...)
+	if !ok {
+		release()
+		return nil, false
+	}
+	return t, true
+}
+
 // fillCPU makes an F32, F16 or BF16 tensor on a CPU backend by decoding raw
 // straight into its storage; ok is false for other backends and dtypes.
 func fillCPU(b tensor.Backend, dt safetensors.DType, shape []int, raw []byte) (*tensor.Tensor, bool) {
@@ -219,7 +247,9 @@ func fillCPU(b tensor.Backend, dt safetensors.DType, shape []int, raw []byte) (*
 	if !ok {
 		return nil, false
 	}
-	t, err := tensor.New(b, tdt, shape...)
+	// Weights live as long as their model: outside the Go heap, so that they do
+	// not double the garbage collector's heap target (tensor.CPU.AllocLongLived).
+	t, err := tensor.NewLongLived(b, tdt, shape...)
 	if err != nil {
 		return nil, false
 	}

@@ -3,6 +3,7 @@ package weights
 import (
 	"encoding/binary"
 	"math"
+	"path/filepath"
 	"testing"
 
 	"github.com/sdgo/sdgo/diffusion/safetensors"
@@ -47,4 +48,44 @@ func TestFromBytes(t *testing.T) {
 	}
 	_, err := FromBytes(cpu, safetensors.F32, []int{3}, f32)
 	require.ErrorContains(t, err, "16 bytes for F32[3]")
+}
+
+// F16 weights from a mapped file are used in place: the tensor reads right,
+// costs no heap, and outlives the file's Close.
+func TestLoadInPlace(t *testing.T) {
+	const n = 300 << 10
+	v := make([]uint16, n)
+	for i := range v {
+		v[i] = uint16(i * 7)
+	}
+	path := filepath.Join(t.TempDir(), "w.safetensors")
+	if err := safetensors.WriteFile(path, []safetensors.Tensor{safetensors.U16Tensor("w", safetensors.F16, []int{n / 4, 4}, v)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	src, err := OpenSafetensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tensor.NewCPU()
+	w, err := src.Load("w", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := w.Storage().(*tensor.CPUStorage).U16
+	for i := range v {
+		if got[i] != v[i] {
+			t.Fatalf("element %d after Close: %d, want %d", i, got[i], v[i])
+		}
+	}
+	tensor.Evict(w)
+	if got := w.Storage().(*tensor.CPUStorage).U16; got[n-1] != v[n-1] {
+		t.Fatalf("last element after Evict: %d, want %d", got[n-1], v[n-1])
+	}
+	w.Release()
+	if c.Stats().InUse != 0 {
+		t.Errorf("InUse %d after Release", c.Stats().InUse)
+	}
 }

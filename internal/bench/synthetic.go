@@ -40,15 +40,11 @@ func (s *Synthetic) Synthesize(name string, shape []int) (*tensor.Tensor, error)
 		h = (h ^ uint64(c)) * 1099511628211
 	}
 	rng := rand.New(rand.NewPCG(s.Seed, h))
-	v := make([]float32, n)
 	isNorm := strings.Contains(name, "norm") && len(shape) == 1
+	scale := float32(0) // biases and norms' shifts are 0
 	switch {
 	case isNorm && strings.HasSuffix(name, ".weight"):
-		for i := range v {
-			v[i] = 1
-		}
 	case isNorm || strings.HasSuffix(name, ".bias"):
-		// zeros
 	default:
 		fanIn := 1
 		if len(shape) > 1 {
@@ -56,24 +52,59 @@ func (s *Synthetic) Synthesize(name string, shape []int) (*tensor.Tensor, error)
 				fanIn *= d
 			}
 		}
-		scale := float32(1 / math.Sqrt(float64(fanIn)))
-		for i := range v {
-			v[i] = (rng.Float32()*2 - 1) * scale
+		scale = float32(1 / math.Sqrt(float64(fanIn)))
+	}
+	value := func() float32 {
+		if isNorm && strings.HasSuffix(name, ".weight") {
+			return 1
+		}
+		if scale == 0 {
+			return 0
+		}
+		return (rng.Float32()*2 - 1) * scale
+	}
+	dt := s.DType
+	if dt == 0 {
+		dt = tensor.F16
+	}
+	// On the CPU, written straight into a long-lived tensor, as the weights
+	// loader does, so that making a model holds no second copy of its weights.
+	t, err := tensor.NewLongLived(s.Backend, dt, shape...)
+	if err != nil {
+		return nil, err
+	}
+	cs, onCPU := t.Storage().(*tensor.CPUStorage)
+	if !onCPU {
+		cs = &tensor.CPUStorage{}
+		if dt == tensor.F32 {
+			cs.F32 = make([]float32, n)
+		} else {
+			cs.U16 = make([]uint16, n)
 		}
 	}
-	switch s.DType {
-	case tensor.F16, 0:
-		bits := make([]uint16, n)
-		for i, x := range v {
-			bits[i] = float16.Fromfloat32(x).Bits()
+	switch dt {
+	case tensor.F32:
+		for i := range cs.F32 {
+			cs.F32[i] = value()
 		}
-		return tensor.FromBits(s.Backend, tensor.F16, bits, shape...)
 	case tensor.BF16:
-		bits := make([]uint16, n)
-		for i, x := range v {
-			bits[i] = uint16(math.Float32bits(x) >> 16)
+		for i := range cs.U16 {
+			cs.U16[i] = uint16(math.Float32bits(value()) >> 16)
 		}
-		return tensor.FromBits(s.Backend, tensor.BF16, bits, shape...)
+	default:
+		for i := range cs.U16 {
+			cs.U16[i] = float16.Fromfloat32(value()).Bits()
+		}
 	}
-	return tensor.FromFloat32(s.Backend, v, shape...)
+	if !onCPU {
+		var src any = cs.U16
+		if dt == tensor.F32 {
+			src = cs.F32
+		}
+		if err := s.Backend.Write(t.Storage(), src); err != nil {
+			t.Release()
+			return nil, err
+		}
+	}
+	return t, nil
 }
