@@ -151,21 +151,27 @@ func (p *Pipeline) Generate(ctx context.Context, req Request) (*Result, error) {
 	if err := r.encodePrompts(p); err != nil {
 		return nil, err
 	}
+	p.evictAfter(p.textParams...)
 	res.Warnings = r.warnings
 	if err := r.prepareLatents(p); err != nil {
 		return nil, err
 	}
+	p.evictAfter(p.vaeParams) // image-to-image and inpainting encoded with it
 	res.Encode = time.Since(start)
 
 	start = time.Now()
-	if err := r.denoise(ctx, p); err != nil {
+	err = r.denoise(ctx, p)
+	p.evictAfter(p.unetParams)
+	if err != nil {
 		return nil, err
 	}
 	res.Denoise = time.Since(start)
 
 	start = time.Now()
 	res.Latents = r.latents
-	if res.Images, err = r.decode(p); err != nil {
+	res.Images, err = r.decode(p)
+	p.evictAfter(p.vaeParams)
+	if err != nil {
 		return nil, err
 	}
 	res.Decode = time.Since(start)

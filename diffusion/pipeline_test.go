@@ -251,3 +251,31 @@ func TestPlainPromptTruncationWarns(t *testing.T) {
 		}
 	}
 }
+
+// A pipeline that offloads its networks' weights after each stage generates
+// what one that keeps them generates, and again on a second run (the weights
+// come back from the page cache).
+func TestOffloadGeneratesTheSame(t *testing.T) {
+	ctx := context.Background()
+	init := readPNG(t, "ref/init_64x64.png")
+	for _, name := range []string{"sd15", "sdxl"} {
+		t.Run(name, func(t *testing.T) {
+			kept, err := Load(ctx, fixture.Path(t, "models/"+name), Options{})
+			require.NoError(t, err)
+			defer kept.Close()
+			offloaded, err := Load(ctx, fixture.Path(t, "models/"+name), Options{Offload: true})
+			require.NoError(t, err)
+			defer offloaded.Close()
+			run := func(p *Pipeline, img image.Image) []byte {
+				g, err := NewGenerator("cpu", 5)
+				require.NoError(t, err)
+				res, err := p.Generate(ctx, Request{Prompt: "a red fox", Steps: 2, Guidance: 6, Generator: g, InitImage: img, Strength: 0.6})
+				require.NoError(t, err)
+				return res.Images[0].Pix
+			}
+			for _, img := range []image.Image{nil, init, nil} {
+				require.Equal(t, run(kept, img), run(offloaded, img), "image-to-image %v", img != nil)
+			}
+		})
+	}
+}

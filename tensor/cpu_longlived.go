@@ -170,3 +170,71 @@ func (c *CPU) BorrowTensor(dt DType, mem []byte, release func(), shape ...int) (
 	}
 	return wrap(s, append([]int(nil), shape...)), true
 }
+
+const (
+	// bigBytes is the smallest buffer Alloc maps outside the heap.
+	bigBytes = 1 << 20
+	// bigCacheLimit bounds the freed large buffers a CPU backend keeps. A SD 1.5
+	// UNet step at 512x512 holds 180 MB of activations at most, and a step's
+	// buffers come back in the same sizes every step, so most of them are found
+	// here rather than mapped (and page-faulted) again.
+	bigCacheLimit = 256 << 20
+)
+
+// mapCache is a CPU backend's free large buffers by capacity in bytes.
+type mapCache struct {
+	mu    sync.Mutex
+	free  map[int][][]byte
+	bytes int
+}
+
+// allocBig gives s a mapped buffer for n elements, from the cache or new; ok
+// is false when the system refuses a mapping (the caller uses the heap).
+func (c *CPU) allocBig(s *CPUStorage, n int) bool {
+	_, capacity := sizeClass(n * s.dt.Size())
+	c.big.mu.Lock()
+	var mem []byte
+	if l := c.big.free[capacity]; len(l) > 0 {
+		mem = l[len(l)-1]
+		c.big.free[capacity] = l[:len(l)-1]
+		c.big.bytes -= capacity
+	}
+	c.big.mu.Unlock()
+	if mem == nil {
+		var err error
+		if mem, err = mapAnon(capacity); err != nil {
+			return false
+		}
+		adviseHuge(mem)
+	}
+	s.mapped, s.big = mem, true
+	p := unsafe.Pointer(unsafe.SliceData(mem))
+	if s.dt == F32 {
+		s.F32 = unsafe.Slice((*float32)(p), n)
+	} else {
+		s.U16 = unsafe.Slice((*uint16)(p), n)
+	}
+	s.cleanup = runtime.AddCleanup(s, unmapAnon, mem)
+	return true
+}
+
+// freeBig puts a large buffer back in the cache, or unmaps it when the cache
+// is full.
+func (c *CPU) freeBig(s *CPUStorage) {
+	mem := s.mapped
+	s.cleanup.Stop()
+	s.mapped, s.big, s.F32, s.U16 = nil, false, nil, nil
+	c.big.mu.Lock()
+	if c.big.bytes+len(mem) <= bigCacheLimit {
+		if c.big.free == nil {
+			c.big.free = map[int][][]byte{}
+		}
+		c.big.free[len(mem)] = append(c.big.free[len(mem)], mem)
+		c.big.bytes += len(mem)
+		mem = nil
+	}
+	c.big.mu.Unlock()
+	if mem != nil {
+		unmapAnon(mem)
+	}
+}

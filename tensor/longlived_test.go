@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+	"unsafe"
 )
 
 func TestAllocLongLivedOffHeap(t *testing.T) {
@@ -143,5 +144,54 @@ func TestBorrow(t *testing.T) {
 	}
 	if c.Stats().InUse != 0 {
 		t.Errorf("InUse %d after release", c.Stats().InUse)
+	}
+}
+
+// Large activation buffers are mapped outside the heap and reused from a
+// bounded cache.
+func TestBigBuffersReused(t *testing.T) {
+	if !canMapAnon {
+		t.Skip("no anonymous mappings on this platform")
+	}
+	c := NewCPU()
+	const n = 3 << 18 // 3 MiB of F32
+	st, err := c.Alloc(F32, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st.(*CPUStorage)
+	if !s.big || len(s.F32) != n {
+		t.Fatalf("a 3 MiB buffer: big %v, len %d", s.big, len(s.F32))
+	}
+	first := &s.F32[0]
+	s.F32[n-1] = 7
+	c.Free(st)
+	// Same size class, other dtype: the same mapping comes back.
+	st2, err := c.Alloc(F16, 2*n-100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2 := st2.(*CPUStorage)
+	if unsafe.Pointer(&s2.U16[0]) != unsafe.Pointer(first) {
+		t.Error("a freed large buffer was not reused for the next request of its size class")
+	}
+	c.Free(st2)
+	// Freeing more than the cache holds unmaps the rest.
+	var many []Storage
+	for range bigCacheLimit/(4*n) + 3 {
+		st, err := c.Alloc(F32, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		many = append(many, st)
+	}
+	for _, st := range many {
+		c.Free(st)
+	}
+	if c.big.bytes > bigCacheLimit {
+		t.Errorf("cache holds %d bytes, limit %d", c.big.bytes, bigCacheLimit)
+	}
+	if got := c.Stats().InUse; got != 0 {
+		t.Errorf("InUse %d after freeing everything", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 // The JSON contract of sd bench, on the cheapest component.
 func TestBenchJSON(t *testing.T) {
+	t.Setenv("SDGO_BENCH_CACHE", t.TempDir()) // the synthetic checkpoint goes there
 	status, out, stderr := sd(t, "bench", "--arch", "sd15", "--component", "text", "--iters", "1", "--json")
 	require.Equal(t, 0, status, stderr)
 	var m map[string]any

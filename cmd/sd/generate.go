@@ -116,7 +116,7 @@ type generateFlags struct {
 	vaeTiling                             string
 	originalSize, targetSize              sizeFlag
 	crop                                  cropFlag
-	plainPrompt, jsonOut, quiet           bool
+	plainPrompt, jsonOut, quiet, offload  bool
 	loras                                 loraList
 	loraDir                               string
 }
@@ -225,6 +225,7 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	fs.Var(&f.crop, "crop-top-left", "SDXL crop conditioning: Y,X")
 	fs.IntVar(&f.batch, "batch", 1, "images to generate")
 	fs.StringVar(&f.device, "device", "cpu", "where to run: cpu")
+	fs.BoolVar(&f.offload, "offload", true, "drop each network's weights from memory once its stage is done, as stable-diffusion.cpp does (--offload=false keeps them)")
 	fs.BoolVar(&f.plainPrompt, "plain-prompt", false, "diffusers' prompt handling: no weighting syntax, truncated to 77 tokens")
 	fs.StringVar(&f.out, "out", "out.png", "output PNG (numbered when --batch > 1)")
 	fs.BoolVar(&f.jsonOut, "json", false, "print a JSON result on stdout")
@@ -261,7 +262,7 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	start := time.Now()
-	p, err := diffusion.Load(ctx, modelPath, diffusion.Options{Config: f.config, PredictionType: f.predictionType, LoRAs: adapters})
+	p, err := diffusion.Load(ctx, modelPath, diffusion.Options{Config: f.config, PredictionType: f.predictionType, LoRAs: adapters, Offload: f.offload})
 	if err != nil {
 		return err
 	}

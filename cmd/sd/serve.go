@@ -58,7 +58,7 @@ type serveFlags struct {
 	maxWidth, maxHeight, maxSteps         int
 	maxBatch, previewEvery                int
 	maxBody                               byteSize
-	logPrompts                            bool
+	logPrompts, offload                   bool
 	loraDir                               string
 }
 
@@ -85,6 +85,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&f.maxBatch, "max-batch", 8, "the most images one request may ask for")
 	fs.Var(&f.maxBody, "max-body", "the largest request body (bytes, or with a KiB/MiB suffix; default 32MiB)")
 	fs.BoolVar(&f.logPrompts, "log-prompts", false, "include prompts in the job logs")
+	fs.BoolVar(&f.offload, "offload", false, "drop each network's weights from memory after its stage (lower peak memory; they come back from the page cache)")
 	fs.StringVar(&f.loraDir, "lora-dir", "", "the folder requests' LoRAs are found in, by name (requests never name paths)")
 	fs.IntVar(&f.previewEvery, "preview-every", 5, "send a preview image on the event stream every N steps (0: never)")
 	fs.DurationVar(&f.keepFinished, "keep-finished", 15*time.Minute, "how long finished jobs and their images are kept")
@@ -188,7 +189,7 @@ func (f *serveFlags) loader(e *env) func(ctx context.Context) (serve.Engine, err
 		}
 		var pipes []*diffusion.Pipeline
 		for i := range f.concurrency {
-			p, err := diffusion.Load(ctx, path, diffusion.Options{Config: f.config, PredictionType: f.predictionType})
+			p, err := diffusion.Load(ctx, path, diffusion.Options{Config: f.config, PredictionType: f.predictionType, Offload: f.offload})
 			if err != nil {
 				for _, q := range pipes {
 					q.Close()

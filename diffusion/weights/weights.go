@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/sdgo/sdgo/diffusion/safetensors"
 	"github.com/sdgo/sdgo/nn"
@@ -211,6 +212,48 @@ type params struct {
 }
 
 func (p params) Tensor(name string) (*tensor.Tensor, error) { return p.src.Load(name, p.b) }
+
+// Tracked is Params that remembers what it loaded, so that a network's weights
+// can be evicted together (Evict). Its methods are safe for concurrent use.
+type Tracked struct {
+	params
+	mu     sync.Mutex
+	loaded []*tensor.Tensor
+}
+
+// Track is Params(src, b) remembering what it loads.
+func Track(src Source, b tensor.Backend) *Tracked { return &Tracked{params: params{src, b}} }
+
+// Tensor loads a tensor, as Params does, and remembers it.
+func (p *Tracked) Tensor(name string) (*tensor.Tensor, error) {
+	t, err := p.params.Tensor(name)
+	if err == nil {
+		p.mu.Lock()
+		p.loaded = append(p.loaded, t)
+		p.mu.Unlock()
+	}
+	return t, err
+}
+
+// Evict drops from resident memory the pages of every loaded tensor that is a
+// view of a memory-mapped file (tensor.Evict): they are read again from the
+// page cache, or the file, when next used. Tensors released since loading are
+// skipped.
+func (p *Tracked) Evict() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.loaded {
+		tensor.Evict(t)
+	}
+}
+
+// Forget drops the references to the loaded tensors (after the network that
+// uses them is released).
+func (p *Tracked) Forget() {
+	p.mu.Lock()
+	p.loaded = nil
+	p.mu.Unlock()
+}
 
 // borrowCPU makes a tensor on a CPU backend that uses a memory-mapped file's
 // bytes in place (tensor.CPU.Borrow): F32, F16 and BF16 weights, as stored,

@@ -30,11 +30,12 @@ func TestUNetGFLOP(t *testing.T) {
 
 // runSpec times a Spec with go test's loop, through the same builder as sd bench.
 func runSpec(b *testing.B, s Spec) {
-	call, gflop, release, err := build(s)
+	bt, err := build(s)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer release()
+	defer bt.release()
+	call, gflop := bt.call, bt.gflop
 	if err := call(); err != nil { // warm-up
 		b.Fatal(err)
 	}

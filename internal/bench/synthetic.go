@@ -35,34 +35,7 @@ func (s *Synthetic) Synthesize(name string, shape []int) (*tensor.Tensor, error)
 	for _, d := range shape {
 		n *= d
 	}
-	h := uint64(14695981039346656037)
-	for _, c := range []byte(name) {
-		h = (h ^ uint64(c)) * 1099511628211
-	}
-	rng := rand.New(rand.NewPCG(s.Seed, h))
-	isNorm := strings.Contains(name, "norm") && len(shape) == 1
-	scale := float32(0) // biases and norms' shifts are 0
-	switch {
-	case isNorm && strings.HasSuffix(name, ".weight"):
-	case isNorm || strings.HasSuffix(name, ".bias"):
-	default:
-		fanIn := 1
-		if len(shape) > 1 {
-			for _, d := range shape[1:] {
-				fanIn *= d
-			}
-		}
-		scale = float32(1 / math.Sqrt(float64(fanIn)))
-	}
-	value := func() float32 {
-		if isNorm && strings.HasSuffix(name, ".weight") {
-			return 1
-		}
-		if scale == 0 {
-			return 0
-		}
-		return (rng.Float32()*2 - 1) * scale
-	}
+	value := s.values(name, shape)
 	dt := s.DType
 	if dt == 0 {
 		dt = tensor.F16
@@ -107,4 +80,36 @@ func (s *Synthetic) Synthesize(name string, shape []int) (*tensor.Tensor, error)
 		}
 	}
 	return t, nil
+}
+
+// values returns the generator of the weight called name's elements, in order.
+func (s *Synthetic) values(name string, shape []int) func() float32 {
+	h := uint64(14695981039346656037)
+	for _, c := range []byte(name) {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	rng := rand.New(rand.NewPCG(s.Seed, h))
+	isNorm := strings.Contains(name, "norm") && len(shape) == 1
+	scale := float32(0) // biases and norms' shifts are 0
+	switch {
+	case isNorm && strings.HasSuffix(name, ".weight"):
+	case isNorm || strings.HasSuffix(name, ".bias"):
+	default:
+		fanIn := 1
+		if len(shape) > 1 {
+			for _, d := range shape[1:] {
+				fanIn *= d
+			}
+		}
+		scale = float32(1 / math.Sqrt(float64(fanIn)))
+	}
+	return func() float32 {
+		if isNorm && strings.HasSuffix(name, ".weight") {
+			return 1
+		}
+		if scale == 0 {
+			return 0
+		}
+		return (rng.Float32()*2 - 1) * scale
+	}
 }

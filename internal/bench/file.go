@@ -1,0 +1,123 @@
+package bench
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/sdgo/sdgo/diffusion/safetensors"
+	"github.com/sdgo/sdgo/diffusion/weights"
+	"github.com/sdgo/sdgo/nn"
+	"github.com/sdgo/sdgo/tensor"
+	"github.com/x448/float16"
+)
+
+// CacheDir is where the benchmarks keep their synthetic checkpoints:
+// $SDGO_BENCH_CACHE, else the user's cache directory (sdgo/bench in it), else
+// the temporary directory.
+func CacheDir() string {
+	if d := os.Getenv("SDGO_BENCH_CACHE"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "sdgo", "bench")
+	}
+	return filepath.Join(os.TempDir(), "sdgo-bench")
+}
+
+// File returns a safetensors checkpoint of the synthetic weights that load asks
+// for, written once into CacheDir under key and reused after that: benchmarks
+// then load weights as real checkpoints are loaded, used in place from the
+// file's mapping, and can evict them as a pipeline does. load builds the model
+// from the Params it is given and returns its release function; the first time,
+// it is called with a recorder that learns the weights' names and shapes
+// without making them.
+func (s *Synthetic) File(key string, load func(nn.Params) (release func(), err error)) (*weights.Safetensors, error) {
+	dt := s.DType
+	if dt == 0 {
+		dt = tensor.F16
+	}
+	path := filepath.Join(CacheDir(), fmt.Sprintf("%s-%s-seed%d.safetensors", key, dt, s.Seed))
+	if src, err := weights.OpenSafetensors(path); err == nil {
+		return src, nil
+	}
+	rec := &shapeRecorder{b: s.Backend, dt: dt}
+	release, err := load(rec)
+	if err != nil {
+		return nil, fmt.Errorf("bench: recording %s's weights: %w", key, err)
+	}
+	release()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := s.write(tmp, rec.infos); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("bench: writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("bench: writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	return weights.OpenSafetensors(path)
+}
+
+// write streams the weights named in infos, each made as Synthesize makes it.
+func (s *Synthetic) write(f *os.File, infos []safetensors.Info) error {
+	w, err := safetensors.NewStreamWriter(f, infos, map[string]string{"format": "pt", "sdgo": "synthetic benchmark weights"})
+	if err != nil {
+		return err
+	}
+	var buf []byte
+	for {
+		info, ok := w.Next()
+		if !ok {
+			break
+		}
+		n := info.Numel()
+		value := s.values(info.Name, info.Shape)
+		buf = buf[:0]
+		for range n {
+			x := value()
+			switch info.DType {
+			case safetensors.F32:
+				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
+			case safetensors.BF16:
+				buf = binary.LittleEndian.AppendUint16(buf, uint16(math.Float32bits(x)>>16))
+			default:
+				buf = binary.LittleEndian.AppendUint16(buf, float16.Fromfloat32(x).Bits())
+			}
+		}
+		if err := w.WriteTensor(info.Name, buf); err != nil {
+			return err
+		}
+	}
+	return w.Close()
+}
+
+// shapeRecorder is an nn.Params that records the weights a model asks for and
+// hands back uninitialised tensors (long-lived, so that untouched pages cost no
+// memory).
+type shapeRecorder struct {
+	b     tensor.Backend
+	dt    tensor.DType
+	infos []safetensors.Info
+}
+
+func (r *shapeRecorder) Tensor(name string) (*tensor.Tensor, error) {
+	return nil, fmt.Errorf("synthetic weights: %s requested without a shape", name)
+}
+
+func (r *shapeRecorder) Synthesize(name string, shape []int) (*tensor.Tensor, error) {
+	sdt := map[tensor.DType]safetensors.DType{tensor.F32: safetensors.F32, tensor.F16: safetensors.F16, tensor.BF16: safetensors.BF16}[r.dt]
+	r.infos = append(r.infos, safetensors.Info{Name: name, DType: sdt, Shape: append([]int(nil), shape...)})
+	return tensor.NewLongLived(r.b, r.dt, shape...)
+}
