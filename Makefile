@@ -4,7 +4,7 @@ GO ?= go
 # Files written by `go generate`; `make test` checks that regenerating changes none of them.
 GENERATED = kernels/asm/*_amd64.s kernels/asm/*_stub_amd64.go kernels/asm/*_arm64.s kernels/asm/*_stub_arm64.go diffusion/tokenizer/nfc_tables.go diffusion/tokenizer/*.gz
 
-.PHONY: all build test vet check-fmt unit noasm test-arm64 generate check-generate cross bench fmt
+.PHONY: all build test vet check-fmt unit noasm test-arm64 generate check-generate cross bench fmt ptx
 
 all: build
 
@@ -76,3 +76,24 @@ bench:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+## ptx: compile the CUDA C kernels (kernels/cuda/*.cu) to the PTX that package
+## kernels/cuda embeds; needs nvcc (CUDA 11.8 or newer); commit the .ptx files.
+## One PTX per source for the virtual architecture compute_80: PTX holds no
+## machine code, the driver JIT-compiles it for the GPU it is loaded on (sm_80,
+## sm_86, sm_89, sm_90 and later; the result is cached by the driver), so one file
+## serves A100 and H100/H200, whereas PTX for compute_90 would not load on sm_80.
+## The first line of each .ptx records the sha256 of its source, which the
+## package's tests compare, so a stale PTX cannot ship.
+NVCC ?= nvcc
+CUDA_SRC = $(wildcard kernels/cuda/*.cu)
+
+ptx:
+	@command -v $(NVCC) >/dev/null || { echo "ptx: $(NVCC) not found (install the CUDA toolkit)"; exit 1; }
+	@for src in $(CUDA_SRC); do \
+		out=$${src%.cu}.ptx; \
+		sum=$$(sha256sum "$$src" | cut -d' ' -f1); \
+		$(NVCC) -ptx -arch=compute_80 -O3 -o "$$out.tmp" "$$src" || exit 1; \
+		{ echo "// sdgo-source: $$(basename "$$src") sha256 $$sum"; cat "$$out.tmp"; } > "$$out" && rm -f "$$out.tmp" || exit 1; \
+		echo "$$out"; \
+	done

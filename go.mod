@@ -3,6 +3,7 @@ module github.com/sdgo/sdgo
 go 1.26.0
 
 require (
+	github.com/ebitengine/purego v0.11.3
 	github.com/klauspost/cpuid/v2 v2.4.2
 	github.com/stretchr/testify v1.12.1
 	github.com/x448/float16 v0.8.4

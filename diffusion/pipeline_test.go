@@ -145,7 +145,7 @@ func TestPipelinesMatchDiffusers(t *testing.T) {
 			defer ref.Close()
 			var c pipelineCase
 			require.NoError(t, pyjson.Unmarshal([]byte(ref.Metadata()["case"]), &c))
-			p, err := Load(context.Background(), fixture.Path(t, c.Model), Options{})
+			p, err := Load(context.Background(), fixture.Path(t, c.Model), Options{Backend: fixture.Backend(t)})
 			require.NoError(t, err)
 			defer p.Close()
 			// The tiny models' 1x1 lowest level leaves the reference defined only
@@ -211,10 +211,10 @@ func TestPipelinesFromSingleFiles(t *testing.T) {
 	init := readPNG(t, "ref/init_64x64.png")
 	for _, name := range []string{"sd15", "sd21-v", "sdxl"} {
 		t.Run(name, func(t *testing.T) {
-			folder, err := Load(ctx, fixture.Path(t, "models/"+name), Options{})
+			folder, err := Load(ctx, fixture.Path(t, "models/"+name), Options{Backend: fixture.Backend(t)})
 			require.NoError(t, err)
 			defer folder.Close()
-			single, err := Load(ctx, fixture.Path(t, "models/"+name+".single.safetensors"), Options{Config: fixture.Path(t, "models/"+name)})
+			single, err := Load(ctx, fixture.Path(t, "models/"+name+".single.safetensors"), Options{Config: fixture.Path(t, "models/"+name), Backend: fixture.Backend(t)})
 			require.NoError(t, err)
 			defer single.Close()
 			for _, img := range []image.Image{nil, init} {
@@ -234,7 +234,7 @@ func TestPipelinesFromSingleFiles(t *testing.T) {
 
 // A plain prompt longer than 77 tokens is truncated with a warning, as in diffusers.
 func TestPlainPromptTruncationWarns(t *testing.T) {
-	p, err := Load(context.Background(), fixture.Path(t, "models/sd15"), Options{})
+	p, err := Load(context.Background(), fixture.Path(t, "models/sd15"), Options{Backend: fixture.Backend(t)})
 	require.NoError(t, err)
 	defer p.Close()
 	long := strings.Repeat("a red fox ", 40)
@@ -260,10 +260,10 @@ func TestOffloadGeneratesTheSame(t *testing.T) {
 	init := readPNG(t, "ref/init_64x64.png")
 	for _, name := range []string{"sd15", "sdxl"} {
 		t.Run(name, func(t *testing.T) {
-			kept, err := Load(ctx, fixture.Path(t, "models/"+name), Options{})
+			kept, err := Load(ctx, fixture.Path(t, "models/"+name), Options{Backend: fixture.Backend(t)})
 			require.NoError(t, err)
 			defer kept.Close()
-			offloaded, err := Load(ctx, fixture.Path(t, "models/"+name), Options{Offload: true})
+			offloaded, err := Load(ctx, fixture.Path(t, "models/"+name), Options{Offload: true, Backend: fixture.Backend(t)})
 			require.NoError(t, err)
 			defer offloaded.Close()
 			run := func(p *Pipeline, img image.Image) []byte {

@@ -224,7 +224,7 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	fs.Var(&f.targetSize, "target-size", "SDXL size conditioning: WxH")
 	fs.Var(&f.crop, "crop-top-left", "SDXL crop conditioning: Y,X")
 	fs.IntVar(&f.batch, "batch", 1, "images to generate")
-	fs.StringVar(&f.device, "device", "cpu", "where to run: cpu")
+	fs.StringVar(&f.device, "device", "cpu", "where to run: cpu, cuda or cuda:N")
 	fs.BoolVar(&f.offload, "offload", true, "drop each network's weights from memory once its stage is done, as stable-diffusion.cpp does (--offload=false keeps them)")
 	fs.BoolVar(&f.plainPrompt, "plain-prompt", false, "diffusers' prompt handling: no weighting syntax, truncated to 77 tokens")
 	fs.StringVar(&f.out, "out", "out.png", "output PNG (numbered when --batch > 1)")
@@ -262,7 +262,12 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	start := time.Now()
-	p, err := diffusion.Load(ctx, modelPath, diffusion.Options{Config: f.config, PredictionType: f.predictionType, LoRAs: adapters, Offload: f.offload})
+	backend, err := openDevice(f.device)
+	if err != nil {
+		return err
+	}
+	defer closeDevice(backend)
+	p, err := diffusion.Load(ctx, modelPath, diffusion.Options{Config: f.config, PredictionType: f.predictionType, LoRAs: adapters, Offload: f.offload, Backend: backend})
 	if err != nil {
 		return err
 	}
@@ -349,8 +354,8 @@ func (f *generateFlags) request() (diffusion.Request, uint64, error) {
 	if f.prompt == "" && f.initImage == "" {
 		return req, 0, fmt.Errorf("%w: --prompt is required", errUsage)
 	}
-	if f.device != "cpu" {
-		return req, 0, fmt.Errorf("%w: --device %s is not available in this build (cpu only)", errUsage, f.device)
+	if err := checkDevice(f.device); err != nil {
+		return req, 0, err
 	}
 	if f.width%8 != 0 || f.height%8 != 0 || f.width < 0 || f.height < 0 {
 		return req, 0, fmt.Errorf("%w: size %dx%d is not a multiple of 8 (nearest: %dx%d)", errUsage, f.width, f.height, max(8, f.width/8*8), max(8, f.height/8*8))

@@ -13,6 +13,7 @@ import (
 	"github.com/sdgo/sdgo/diffusion/safetensors"
 	"github.com/sdgo/sdgo/internal/fixture"
 	"github.com/sdgo/sdgo/internal/pyjson"
+	"github.com/sdgo/sdgo/tensor"
 	"github.com/stretchr/testify/require"
 )
 
@@ -147,6 +148,14 @@ func TestGenerateBadInput(t *testing.T) {
 		status, _, stderr := sd(t, append([]string{"generate"}, c.args...)...)
 		require.NotEqual(t, 0, status, "%v", c.args)
 		require.Contains(t, stderr, c.want, "%v", c.args)
+	}
+	// Without an NVIDIA GPU, --device cuda fails at once and says why.
+	if b, err := tensor.OpenDevice("cuda"); err == nil {
+		closeDevice(b)
+	} else {
+		status, _, stderr := sd(t, "generate", "--model", model, "--prompt", "x", "--device", "cuda", "--out", filepath.Join(t.TempDir(), "o.png"))
+		require.Equal(t, 1, status)
+		require.Contains(t, stderr, "--device cuda: tensor: device cuda: cuda: ")
 	}
 }
 

@@ -68,7 +68,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.model, "model", "", "a preset (v1-5, xl, turbo, ...), a Hub repository id, a diffusers folder or a single-file checkpoint")
 	fs.StringVar(&f.config, "config", "", "a diffusers folder giving a single file's architecture")
 	fs.StringVar(&f.predictionType, "prediction-type", "", "what the model predicts: epsilon, v_prediction or sample (for SD 2.x single files)")
-	fs.StringVar(&f.device, "device", "cpu", "where to run: cpu")
+	fs.StringVar(&f.device, "device", "cpu", "where to run: cpu, cuda or cuda:N")
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:7860", "address to listen on (host:port; port 0 picks one)")
 	fs.StringVar(&f.apiKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' on every endpoint but /health (default: $SD_API_KEY)")
 	fs.IntVar(&f.queue, "queue", 16, "jobs that may wait to run; more are refused with 429")
@@ -148,8 +148,8 @@ func (f *serveFlags) check(fs *flag.FlagSet) error {
 		return usage("unexpected arguments %q", fs.Args())
 	case f.model == "":
 		return usage("--model is required")
-	case f.device != "cpu":
-		return usage("--device %s is not available in this build (cpu only)", f.device)
+	case checkDevice(f.device) != nil:
+		return checkDevice(f.device)
 	case f.queue < 1 || f.concurrency < 1 || f.maxFinished < 1:
 		return usage("--queue, --concurrency and --max-finished must be at least 1")
 	case f.jobTimeout <= 0 || f.drainTimeout <= 0 || f.heartbeat <= 0 || f.keepFinished <= 0:
@@ -189,8 +189,16 @@ func (f *serveFlags) loader(e *env) func(ctx context.Context) (serve.Engine, err
 		}
 		var pipes []*diffusion.Pipeline
 		for i := range f.concurrency {
-			p, err := diffusion.Load(ctx, path, diffusion.Options{Config: f.config, PredictionType: f.predictionType, Offload: f.offload})
+			backend, err := openDevice(f.device)
 			if err != nil {
+				for _, q := range pipes {
+					q.Close()
+				}
+				return nil, err
+			}
+			p, err := diffusion.Load(ctx, path, diffusion.Options{Config: f.config, PredictionType: f.predictionType, Offload: f.offload, Backend: backend})
+			if err != nil {
+				closeDevice(backend)
 				for _, q := range pipes {
 					q.Close()
 				}

@@ -151,7 +151,7 @@ func TestServeCommand(t *testing.T) {
 func TestServeFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{},
-		{"--model", "m", "--device", "cuda"},
+		{"--model", "m", "--device", "metal"},
 		{"--model", "m", "--queue", "0"},
 		{"--model", "m", "--orchestrator", "ftp://x"},
 		{"--model", "m", "--max-body", "lots"},

@@ -10,7 +10,6 @@ import (
 	"github.com/sdgo/sdgo/diffusion/weights"
 	"github.com/sdgo/sdgo/internal/fixture"
 	"github.com/sdgo/sdgo/internal/refcheck"
-	"github.com/sdgo/sdgo/tensor"
 	"github.com/stretchr/testify/require"
 )
 
@@ -23,7 +22,7 @@ func TestTextModelMatchesTransformers(t *testing.T) {
 		{"sdxl.text_encoder_2", "sdxl/text_encoder_2"},
 		{"sdxl-inpaint.text_encoder_2", "sdxl-inpaint/text_encoder_2"},
 	}
-	cpu := tensor.NewCPU()
+	cpu := fixture.Backend(t)
 	for _, c := range cases {
 		t.Run(c.ref, func(t *testing.T) {
 			ref, err := safetensors.Open(fixture.Path(t, "ref/"+c.ref+".safetensors"))
@@ -94,7 +93,7 @@ func TestTextModelRejectsBadInput(t *testing.T) {
 	src, err := weights.OpenSafetensors(filepath.Join(dir, "model.safetensors"))
 	require.NoError(t, err)
 	defer src.Close()
-	m, err := Load(weights.Params(src, tensor.NewCPU()), cfg)
+	m, err := Load(weights.Params(src, fixture.Backend(t)), cfg)
 	require.NoError(t, err)
 	defer m.Release()
 	_, err = m.Forward(nil)
@@ -108,6 +107,6 @@ func TestTextModelRejectsBadInput(t *testing.T) {
 
 	bad := cfg
 	bad.HiddenSize = 48
-	_, err = Load(weights.Params(src, tensor.NewCPU()), bad)
+	_, err = Load(weights.Params(src, fixture.Backend(t)), bad)
 	require.ErrorContains(t, err, "text_model.embeddings.token_embedding.weight: want [2014 48], file has [2014 32]")
 }

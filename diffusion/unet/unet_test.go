@@ -19,7 +19,7 @@ import (
 func TestUNetMatchesDiffusers(t *testing.T) {
 	for _, name := range []string{"sd15", "sd15-inpaint", "sd21-v", "sdxl", "sdxl-inpaint"} {
 		t.Run(name, func(t *testing.T) {
-			cpu := tensor.NewCPU()
+			cpu := fixture.Backend(t)
 			ref, err := safetensors.Open(fixture.Path(t, "ref/"+name+".unet.safetensors"))
 			require.NoError(t, err)
 			defer ref.Close()
@@ -119,7 +119,7 @@ func loadSD15(t *testing.T, mutate func(*Config)) (*Model, error) {
 	src, err := weights.OpenSafetensors(filepath.Join(dir, "diffusion_pytorch_model.safetensors"))
 	require.NoError(t, err)
 	t.Cleanup(func() { src.Close() })
-	return Load(weights.Params(src, tensor.NewCPU()), cfg, Options{})
+	return Load(weights.Params(src, fixture.Backend(t)), cfg, Options{})
 }
 
 func TestUNetRejectsMismatches(t *testing.T) {
@@ -133,7 +133,7 @@ func TestUNetRejectsMismatches(t *testing.T) {
 	m, err := loadSD15(t, nil)
 	require.NoError(t, err)
 	defer m.Release()
-	cpu := tensor.NewCPU()
+	cpu := fixture.Backend(t)
 	ctx, _ := tensor.Zeros(cpu, tensor.F32, 1, 77, 32)
 	bad, _ := tensor.Zeros(cpu, tensor.F32, 1, 9, 8, 8)
 	_, err = m.Forward(Input{Sample: bad, Timestep: []float32{1}, Context: ctx}, nil)
@@ -153,7 +153,7 @@ func TestUNetOddLatentSizes(t *testing.T) {
 	m, err := loadSD15(t, nil)
 	require.NoError(t, err)
 	defer m.Release()
-	cpu := tensor.NewCPU()
+	cpu := fixture.Backend(t)
 	for _, hw := range [][2]int{{9, 7}, {5, 12}, {3, 3}} {
 		h, w := hw[0], hw[1]
 		n := 4 * h * w

@@ -21,7 +21,7 @@ func loadFixture(t *testing.T, name string) *Model {
 	src, err := weights.OpenSafetensors(filepath.Join(dir, "diffusion_pytorch_model.safetensors"))
 	require.NoError(t, err)
 	t.Cleanup(func() { src.Close() })
-	m, err := Load(weights.Params(src, tensor.NewCPU()), cfg)
+	m, err := Load(weights.Params(src, fixture.Backend(t)), cfg)
 	require.NoError(t, err)
 	t.Cleanup(m.Release)
 	return m
@@ -32,7 +32,7 @@ func TestVAEMatchesDiffusers(t *testing.T) {
 	for _, name := range []string{"sd15", "sd15-inpaint", "sd21-v", "sdxl", "sdxl-inpaint"} {
 		t.Run(name, func(t *testing.T) {
 			m := loadFixture(t, name)
-			cpu := tensor.NewCPU()
+			cpu := fixture.Backend(t)
 			ref, err := safetensors.Open(fixture.Path(t, "ref/"+name+".vae.safetensors"))
 			require.NoError(t, err)
 			defer ref.Close()
@@ -58,11 +58,11 @@ func TestVAEMatchesDiffusers(t *testing.T) {
 
 func TestVAERejectsBadInput(t *testing.T) {
 	m := loadFixture(t, "sd15")
-	x, err := tensor.Zeros(tensor.NewCPU(), tensor.F32, 1, 4, 16, 16)
+	x, err := tensor.Zeros(fixture.Backend(t), tensor.F32, 1, 4, 16, 16)
 	require.NoError(t, err)
 	_, _, err = m.Encode(x)
 	require.ErrorContains(t, err, "vae: image F32[1 4 16 16], want [B 3 H W]")
-	y, err := tensor.Zeros(tensor.NewCPU(), tensor.F32, 1, 3, 8, 8)
+	y, err := tensor.Zeros(fixture.Backend(t), tensor.F32, 1, 3, 8, 8)
 	require.NoError(t, err)
 	_, err = m.Decode(y)
 	require.ErrorContains(t, err, "vae: latent F32[1 3 8 8], want [B 4 h w]")
@@ -94,7 +94,7 @@ func decodePart(t *testing.T, m *Model, z *tensor.Tensor, y, x, h, w int) (v []f
 func TestDecodeTiledAssemblesTiles(t *testing.T) {
 	m := loadFixture(t, "sd15")
 	const lh, lw = 16, 12
-	z, err := tensor.FromFloat32(tensor.NewCPU(), smoothLatent(lh, lw), 1, 4, lh, lw)
+	z, err := tensor.FromFloat32(fixture.Backend(t), smoothLatent(lh, lw), 1, 4, lh, lw)
 	require.NoError(t, err)
 	tiled, err := m.DecodeTiled(z, Tiling{Tile: 8, Overlap: 0})
 	require.NoError(t, err)
@@ -121,7 +121,7 @@ func TestDecodeTiledAssemblesTiles(t *testing.T) {
 func TestDecodeTiledBlends(t *testing.T) {
 	m := loadFixture(t, "sd15")
 	const lh, lw = 14, 8 // rows of tiles start at latent 0, 6 and 12; columns at 0 and 6
-	z, err := tensor.FromFloat32(tensor.NewCPU(), smoothLatent(lh, lw), 1, 4, lh, lw)
+	z, err := tensor.FromFloat32(fixture.Backend(t), smoothLatent(lh, lw), 1, 4, lh, lw)
 	require.NoError(t, err)
 	tiled, err := m.DecodeTiled(z, Tiling{Tile: 8, Overlap: 0.25})
 	require.NoError(t, err)
@@ -149,7 +149,7 @@ func TestDecodeTiledBlends(t *testing.T) {
 func TestDecodeTiledHasNoSeam(t *testing.T) {
 	m := loadFixture(t, "sd15")
 	const lh, lw = 24, 20
-	z, err := tensor.FromFloat32(tensor.NewCPU(), smoothLatent(lh, lw), 1, 4, lh, lw)
+	z, err := tensor.FromFloat32(fixture.Backend(t), smoothLatent(lh, lw), 1, 4, lh, lw)
 	require.NoError(t, err)
 	tiled, err := m.DecodeTiled(z, Tiling{Tile: 8, Overlap: 0.25})
 	require.NoError(t, err)
@@ -205,7 +205,7 @@ func TestDecodeTiledHasNoSeam(t *testing.T) {
 	_, err = m.DecodeTiled(z, Tiling{Tile: 8, Overlap: 1})
 	require.ErrorContains(t, err, "overlap")
 	// Latents within one tile take the untiled path exactly.
-	small, _ := tensor.FromFloat32(tensor.NewCPU(), smoothLatent(8, 8), 1, 4, 8, 8)
+	small, _ := tensor.FromFloat32(fixture.Backend(t), smoothLatent(8, 8), 1, 4, 8, 8)
 	a, err := m.Decode(small)
 	require.NoError(t, err)
 	b, err := m.DecodeTiled(small, Tiling{Tile: 8, Overlap: 0.25})

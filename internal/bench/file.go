@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/sdgo/sdgo/diffusion/safetensors"
 	"github.com/sdgo/sdgo/diffusion/weights"
@@ -71,36 +72,59 @@ func (s *Synthetic) File(key string, load func(nn.Params) (release func(), err e
 }
 
 // write streams the weights named in infos, each made as Synthesize makes it.
+// Tensors are made on every core, a window of them ahead of the writer, which
+// writes them in the file's order.
 func (s *Synthetic) write(f *os.File, infos []safetensors.Info) error {
 	w, err := safetensors.NewStreamWriter(f, infos, map[string]string{"format": "pt", "sdgo": "synthetic benchmark weights"})
 	if err != nil {
 		return err
 	}
-	var buf []byte
-	for {
-		info, ok := w.Next()
-		if !ok {
-			break
-		}
-		n := info.Numel()
-		value := s.values(info.Name, info.Shape)
-		buf = buf[:0]
-		for range n {
-			x := value()
-			switch info.DType {
-			case safetensors.F32:
-				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
-			case safetensors.BF16:
-				buf = binary.LittleEndian.AppendUint16(buf, uint16(math.Float32bits(x)>>16))
-			default:
-				buf = binary.LittleEndian.AppendUint16(buf, float16.Fromfloat32(x).Bits())
+	order := w.Tensors()
+	workers := runtime.GOMAXPROCS(0)
+	results := make([]chan []byte, len(order))
+	for i := range results {
+		results[i] = make(chan []byte, 1)
+	}
+	sem := make(chan struct{}, 2*workers) // tensors made but not yet written, at most
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for i, info := range order {
+			select {
+			case sem <- struct{}{}:
+			case <-stop:
+				return
 			}
+			go func() { results[i] <- s.encode(info) }()
 		}
+	}()
+	for i, info := range order {
+		buf := <-results[i]
+		<-sem
 		if err := w.WriteTensor(info.Name, buf); err != nil {
 			return err
 		}
 	}
 	return w.Close()
+}
+
+// encode makes a weight's little-endian bytes.
+func (s *Synthetic) encode(info safetensors.Info) []byte {
+	n := info.Numel()
+	value := s.values(info.Name, info.Shape)
+	buf := make([]byte, 0, n*info.DType.Size())
+	for range n {
+		x := value()
+		switch info.DType {
+		case safetensors.F32:
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
+		case safetensors.BF16:
+			buf = binary.LittleEndian.AppendUint16(buf, uint16(math.Float32bits(x)>>16))
+		default:
+			buf = binary.LittleEndian.AppendUint16(buf, float16.Fromfloat32(x).Bits())
+		}
+	}
+	return buf
 }
 
 // shapeRecorder is an nn.Params that records the weights a model asks for and

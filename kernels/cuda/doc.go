@@ -1,0 +1,50 @@
+// Package cuda runs sdgo's tensor operations on NVIDIA GPUs without cgo: the
+// CUDA driver library (libcuda.so.1) is loaded at run time with
+// github.com/ebitengine/purego, so a CGO_ENABLED=0 binary built on a machine
+// without CUDA runs on one with a GPU, and on one without a GPU it still runs
+// on the CPU.
+//
+// # Pieces
+//
+//   - The driver binding (driver.go): libcuda.so.1 is opened at the first call
+//     of Open, DeviceCount or DriverVersion, never at package initialisation; the
+//     versioned _v2 entry points are bound where they exist. Failures are *Error
+//     values naming the function and the CUresult ("cuda: cuMemAlloc_v2:
+//     CUDA_ERROR_OUT_OF_MEMORY (2): out of memory"); a missing or unusable driver
+//     gives an error wrapping ErrNoDriver that says what was tried.
+//   - Device (device.go): the primary context of one GPU, one stream, a caching
+//     allocator (size-rounded free lists bounded to a quarter of the device's
+//     memory; Stats), kernel modules loaded from the embedded PTX at first use.
+//     See Device for how the context is kept current across goroutines.
+//   - cuBLAS (cublas.go), loaded the same way when present ($CUDA_HOME/lib64,
+//     /usr/local/cuda/lib64, /usr/local/cuda-*/lib64, then the loader path;
+//     libcublas.so.13, .12, .11; Device.BLAS says which file) for the matrix
+//     products, row-major through cublasGemmEx and cublasGemmStridedBatchedEx with
+//     FP32 accumulation. Without it the embedded PTX GEMM runs them. SDGO_CUBLAS=off
+//     turns cuBLAS off; SDGO_CUBLAS=/path/libcublas.so.12 picks a file.
+//   - The kernels: CUDA C sources (*.cu) in this directory, compiled by
+//     `make ptx` to PTX for compute_80, which the driver JIT-compiles for sm_80,
+//     sm_90 and later GPUs. The .ptx files are committed and embedded; a test
+//     checks that each one was built from the current source.
+//   - Backend (backend.go, matmul.go): tensor.Backend on a Device.
+//
+// # Use
+//
+//	b, err := cuda.OpenBackend(0)
+//	if errors.Is(err, cuda.ErrNoDriver) {
+//		// no NVIDIA GPU here: use tensor.NewCPU()
+//	}
+//	defer b.Close()
+//	x, _ := tensor.FromFloat32(b, data, 2, 4, 64, 64)
+//
+// # Tests
+//
+// Tests that need a GPU compare every operation with the CPU backend and skip
+// when Open fails (set SDGO_CUDA_REQUIRE=1 to make that a failure); the others
+// (PTX freshness, kernel signatures, loader errors, argument packing, the
+// allocator's arithmetic, the row-major to column-major GEMM mapping) run
+// everywhere. devicecheck.sh runs a prebuilt test binary on a GPU machine without
+// Go. testdata/emu/run.sh runs the GPU tests without a GPU, against a host
+// emulation of the kernels (needs g++ and the CUDA headers; cuBLAS is not
+// exercised).
+package cuda

@@ -1,0 +1,226 @@
+package cuda
+
+import (
+	"fmt"
+
+	"github.com/sdgo/sdgo/tensor"
+)
+
+// run is one backend operation inside Device.do: the context is current, the
+// device is held, and temporaries allocated with temp go back to the allocator
+// when the operation ends (safe while the work that uses them is still queued:
+// every later use of the memory is on the same stream).
+type run struct {
+	b     *Backend
+	d     *Device
+	temps []uint64
+}
+
+// exec runs fn as the operation op and wraps its error.
+func (b *Backend) exec(op string, fn func(r *run) error) error {
+	err := b.dev.do(func() error {
+		r := &run{b: b, d: b.dev}
+		err := fn(r)
+		for _, p := range r.temps {
+			if e := r.d.release(p); e != nil && err == nil {
+				err = e
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cuda.%s: %w", op, err)
+	}
+	return nil
+}
+
+// temp allocates n elements of dt for the rest of the operation.
+func (r *run) temp(dt tensor.DType, n int) (uint64, error) {
+	p, err := r.d.malloc(uint64(max(n, 1) * dt.Size()))
+	if err != nil {
+		return 0, err
+	}
+	r.temps = append(r.temps, p)
+	return p, nil
+}
+
+// ptr returns the device address of t's first element.
+func (r *run) ptr(t *tensor.Tensor) (uint64, error) {
+	s, err := r.b.storage("", t.Storage())
+	if err != nil {
+		return 0, err
+	}
+	return s.ptr + uint64(t.Offset()*s.dt.Size()), nil
+}
+
+// as returns the address of t's elements as a contiguous tensor of dtype dt: t's
+// own when it already is one, else a temporary copy. A nil t gives 0.
+func (r *run) as(t *tensor.Tensor, dt tensor.DType) (uint64, error) {
+	if t == nil {
+		return 0, nil
+	}
+	p, err := r.ptr(t)
+	if err != nil {
+		return 0, err
+	}
+	if t.DType() == dt && t.IsContiguous() {
+		return p, nil
+	}
+	q, err := r.temp(dt, t.Numel())
+	if err != nil {
+		return 0, err
+	}
+	shape := t.Shape()
+	if err := r.copy(q, dt, contiguousStrides(shape), p, t.DType(), t.Strides(), shape); err != nil {
+		return 0, err
+	}
+	return q, nil
+}
+
+// f32 is as(t, F32).
+func (r *run) f32(t *tensor.Tensor) (uint64, error) { return r.as(t, tensor.F32) }
+
+const threads1D = 256
+
+// grid1D returns a grid for a grid-stride kernel over n elements: enough blocks
+// to fill the device several times over, fewer for small n.
+func (r *run) grid1D(n int) [3]uint32 {
+	g := (n + threads1D - 1) / threads1D
+	g = min(g, max(r.d.sms, 1)*32)
+	return [3]uint32{uint32(g), 1, 1}
+}
+
+// launch1D launches a grid-stride kernel over n elements.
+func (r *run) launch1D(name string, n int, a *kernelArgs) error {
+	if n == 0 {
+		return nil
+	}
+	return r.d.launch(name, r.grid1D(n), [3]uint32{threads1D, 1, 1}, 0, a)
+}
+
+// copyKernel names the strided copy from src to dst dtype.
+func copyKernel(dst, src tensor.DType) string {
+	if dst == src {
+		if dst == tensor.F32 {
+			return "copy_u32"
+		}
+		return "copy_u16"
+	}
+	return "convert_" + dtypeName(src) + "_" + dtypeName(dst)
+}
+
+func dtypeName(dt tensor.DType) string {
+	switch dt {
+	case tensor.F16:
+		return "f16"
+	case tensor.BF16:
+		return "bf16"
+	}
+	return "f32"
+}
+
+// copy copies the elements of shape from src (dtype sdt, strides ss) to dst
+// (dtype ddt, strides ds), converting the dtype.
+func (r *run) copy(dst uint64, ddt tensor.DType, ds []int, src uint64, sdt tensor.DType, ss []int, shape []int) error {
+	if numel(shape) == 0 {
+		return nil
+	}
+	name := copyKernel(ddt, sdt)
+	sh, st := coalesce(shape, ds, ss)
+	return forDims(sh, st, []int{0, 0}, func(off []int, d *dims) error {
+		n := numel(sh[len(sh)-int(d.Rank):])
+		a := newArgs().Ptr(dst + uint64(off[0]*ddt.Size())).Ptr(src + uint64(off[1]*sdt.Size())).I64(n).Dims(d)
+		return r.launch1D(name, n, a)
+	})
+}
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+func contiguousStrides(shape []int) []int {
+	st := make([]int, len(shape))
+	s := 1
+	for i := len(shape) - 1; i >= 0; i-- {
+		st[i] = s
+		s *= shape[i]
+	}
+	return st
+}
+
+// coalesce drops the dimensions of size 1 and merges each dimension into its
+// outer neighbour where every operand's strides allow, so that the kernels index
+// as few dimensions as possible; the row-major order of the index space is
+// kept. The result has rank ≥ 1. (As tensor's CPU backend does.)
+func coalesce(shape []int, strides ...[]int) ([]int, [][]int) {
+	sh := make([]int, 0, len(shape))
+	st := make([][]int, len(strides))
+	for k := range st {
+		st[k] = make([]int, 0, len(shape))
+	}
+	for i, d := range shape {
+		if d == 1 {
+			continue
+		}
+		if last := len(sh) - 1; last >= 0 {
+			merge := true
+			for k := range strides {
+				if st[k][last] != strides[k][i]*d {
+					merge = false
+					break
+				}
+			}
+			if merge {
+				sh[last] *= d
+				for k := range strides {
+					st[k][last] = strides[k][i]
+				}
+				continue
+			}
+		}
+		sh = append(sh, d)
+		for k := range strides {
+			st[k] = append(st[k], strides[k][i])
+		}
+	}
+	if len(sh) == 0 {
+		sh = append(sh, 1)
+		for k := range st {
+			st[k] = append(st[k], 0)
+		}
+	}
+	return sh, st
+}
+
+// forDims calls fn with the dims of the index space shape (operand k's strides
+// in strides[k], at most 3 operands) and each operand's element offset: once
+// when the rank is at most maxRank, else once per index of the leading
+// dimensions beyond it.
+func forDims(shape []int, strides [][]int, off []int, fn func(off []int, d *dims) error) error {
+	if len(shape) > maxRank {
+		for i := range shape[0] {
+			o := make([]int, len(off))
+			sub := make([][]int, len(strides))
+			for k := range off {
+				o[k] = off[k] + i*strides[k][0]
+				sub[k] = strides[k][1:]
+			}
+			if err := forDims(shape[1:], sub, o, fn); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	d := &dims{Rank: int64(len(shape))}
+	for i, s := range shape {
+		d.Shape[i] = int64(s)
+		for k := range strides {
+			d.Strides[k][i] = int64(strides[k][i])
+		}
+	}
+	return fn(off, d)
+}

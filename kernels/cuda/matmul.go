@@ -1,0 +1,373 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/sdgo/sdgo/tensor"
+)
+
+// gemmLayout says how a rows×cols matrix with strides (sr, sc) is read as a GEMM
+// operand: row-major with leading dimension ld, or (trans) as the transpose of a
+// row-major cols×rows matrix; ok is false when neither stride is 1 or rows
+// overlap. (The CPU backend's rule, so both accept the same views.)
+func gemmLayout(rows, cols, sr, sc int) (ld int, trans, ok bool) {
+	switch {
+	case rows == 0 || cols == 0:
+		return max(cols, 1), false, true
+	case rows == 1 && (sc == 1 || cols == 1):
+		return cols, false, true
+	case rows == 1:
+		if sc < 1 {
+			return 0, false, false
+		}
+		return sc, true, true
+	case cols == 1:
+		if sr < 1 {
+			return 0, false, false
+		}
+		return sr, false, true
+	case sc == 1 && sr >= cols:
+		return sr, false, true
+	case sr == 1 && sc >= rows:
+		return sc, true, true
+	}
+	return 0, false, false
+}
+
+// batchStride is the stride of dimension 0 of a [B,...] view, 0 when B is 1.
+func batchStride(shape, strides []int) int {
+	if shape[0] == 1 {
+		return 0
+	}
+	return strides[0]
+}
+
+// gemmCall is a batched row-major product C[i] = alpha·A[i]·B[i] + beta·C[i] with
+// general element strides: A(i, k) at a + i·sar + k·sac, and so on.
+type gemmCall struct {
+	nb, m, n, k   int
+	a, b, c       uint64
+	adt, bdt      tensor.DType
+	sar, sac, sab int
+	sbr, sbc, sbb int
+	ldc, scb      int
+	alpha, beta   float32
+}
+
+// ptxGemm runs g with the embedded GEMM kernel.
+func (r *run) ptxGemm(g gemmCall) error {
+	if g.nb == 0 || g.m == 0 || g.n == 0 {
+		return nil
+	}
+	gy := (g.m + 63) / 64
+	if g.m > math.MaxInt32 || g.n > math.MaxInt32 || g.k > math.MaxInt32 || g.nb > math.MaxInt32 || gy > 65535 {
+		return fmt.Errorf("%w: GEMM of %d×%d×%d", ErrUnsupported, g.m, g.n, g.k)
+	}
+	name := "gemm_" + dtypeName(g.adt) + "_" + dtypeName(g.bdt)
+	a := newArgs().Ptr(g.c).Ptr(g.a).Ptr(g.b).I32(g.m).I32(g.n).I32(g.k).I32(g.nb).
+		I64(g.sar).I64(g.sac).I64(g.sab).I64(g.sbr).I64(g.sbc).I64(g.sbb).I64(g.ldc).I64(g.scb).
+		F32(g.alpha).F32(g.beta)
+	grid := [3]uint32{uint32((g.n + 63) / 64), uint32(gy), uint32(min(g.nb, 65535))}
+	return r.d.launch(name, grid, [3]uint32{256, 1, 1}, 0, a)
+}
+
+// gemm runs g on cuBLAS when the backend uses it and it takes the operands
+// (same dtype, a unit stride in each), else on the PTX GEMM.
+func (r *run) gemm(g gemmCall) error {
+	if r.d.blas != nil && !r.b.noBLAS && g.adt == g.bdt && g.m > 0 && g.n > 0 && g.nb > 0 {
+		lda, ta, okA := gemmLayout(g.m, g.k, g.sar, g.sac)
+		ldb, tb, okB := gemmLayout(g.k, g.n, g.sbr, g.sbc)
+		if okA && okB && g.ldc >= g.n {
+			err := r.d.blas.gemm(g.nb, g.m, g.n, g.k, g.alpha, g.beta,
+				matOperand{ptr: g.a, dt: g.adt, ld: lda, trans: ta, batch: g.sab},
+				matOperand{ptr: g.b, dt: g.bdt, ld: ldb, trans: tb, batch: g.sbb},
+				g.c, g.ldc, g.scb)
+			if !errors.Is(err, ErrUnsupported) {
+				return err
+			}
+		}
+	}
+	return r.ptxGemm(g)
+}
+
+// MatMul sets dst[i] = alpha·a[i]·b[i] + bias for every batch index i; see
+// tensor.Backend. a and b may be of any dtype and strided; when they share a
+// dtype and each has a unit stride in its last two dimensions the product runs
+// on cuBLAS (FP32 accumulation; FP32 stays FP32, no TF32), otherwise on the PTX
+// GEMM, which reads any strides and widens F16/BF16 as it loads.
+func (b *Backend) MatMul(dst, x, y, bias *tensor.Tensor, alpha float32) error {
+	return b.exec("MatMul", func(r *run) error {
+		ds, xs, ys := dst.Shape(), x.Shape(), y.Shape()
+		if dst.DType() != tensor.F32 {
+			return fmt.Errorf("%w: destination %v (want F32)", tensor.ErrDType, dst)
+		}
+		if len(ds) != 3 || len(xs) != 3 || len(ys) != 3 {
+			return fmt.Errorf("%w: %v × %v into %v: want rank 3", tensor.ErrShape, x, y, dst)
+		}
+		nb, m, n, k := ds[0], ds[1], ds[2], xs[2]
+		if xs[1] != m || ys[1] != k || ys[2] != n || (xs[0] != nb && xs[0] != 1) || (ys[0] != nb && ys[0] != 1) {
+			return fmt.Errorf("%w: %v × %v into %v", tensor.ErrShape, x, y, dst)
+		}
+		if bias != nil && (bias.Rank() != 1 || bias.Dim(0) != n) {
+			return fmt.Errorf("%w: bias %v for %v × %v", tensor.ErrShape, bias, x, y)
+		}
+		if nb == 0 || m == 0 || n == 0 {
+			return nil
+		}
+		dstr := dst.Strides()
+		if n > 1 && dstr[2] != 1 {
+			return fmt.Errorf("%w: destination %v with strides %v: want rows with stride 1", tensor.ErrShape, dst, dstr)
+		}
+		c, err := r.ptr(dst)
+		if err != nil {
+			return err
+		}
+		pa, err := r.ptr(x)
+		if err != nil {
+			return err
+		}
+		pb, err := r.ptr(y)
+		if err != nil {
+			return err
+		}
+		beta := float32(0)
+		if bias != nil {
+			// dst's rows start as the bias; the product accumulates onto them.
+			pv, err := r.ptr(bias)
+			if err != nil {
+				return err
+			}
+			bs := bias.Strides()[0]
+			if err := r.copy(c, tensor.F32, []int{batchStride(ds, dstr), dstr[1], dstr[2]}, pv, bias.DType(), []int{0, 0, bs}, ds); err != nil {
+				return err
+			}
+			beta = 1
+		}
+		xst, yst := x.Strides(), y.Strides()
+		return r.gemm(gemmCall{
+			nb: nb, m: m, n: n, k: k, a: pa, b: pb, c: c, adt: x.DType(), bdt: y.DType(),
+			sar: xst[1], sac: xst[2], sab: batchStride(xs, xst),
+			sbr: yst[1], sbc: yst[2], sbb: batchStride(ys, yst),
+			ldc: dstr[1], scb: batchStride(ds, dstr), alpha: alpha, beta: beta,
+		})
+	})
+}
+
+// conv2dOutSize is the output length of a convolution along one axis.
+func conv2dOutSize(in, k, stride, pad, padEnd int) int {
+	n := in + 2*pad + padEnd - k
+	if n < 0 {
+		return 0
+	}
+	return n/stride + 1
+}
+
+// Conv2d sets dst = conv(x, w) + bias on NCHW tensors (see tensor.Backend): an
+// implicit GEMM that gathers the input's columns as it loads its tiles, with the
+// weight in its own dtype.
+func (b *Backend) Conv2d(dst, x, w, bias *tensor.Tensor, p tensor.Conv2dParams) error {
+	return b.exec("Conv2d", func(r *run) error {
+		xs, ws, ds := x.Shape(), w.Shape(), dst.Shape()
+		if dst.DType() != tensor.F32 {
+			return fmt.Errorf("%w: destination %v (want F32)", tensor.ErrDType, dst)
+		}
+		if len(xs) != 4 || len(ws) != 4 || len(ds) != 4 {
+			return fmt.Errorf("%w: %v * %v into %v: want rank 4", tensor.ErrShape, x, w, dst)
+		}
+		nImg, ch, h, wd := xs[0], xs[1], xs[2], xs[3]
+		oc, kh, kw := ws[0], ws[2], ws[3]
+		ho, wo := ds[2], ds[3]
+		stride := max(p.Stride, 1)
+		if ws[1] != ch || ds[0] != nImg || ds[1] != oc || p.Padding < 0 || p.PadEnd < 0 ||
+			ho != conv2dOutSize(h, kh, stride, p.Padding, p.PadEnd) || wo != conv2dOutSize(wd, kw, stride, p.Padding, p.PadEnd) {
+			return fmt.Errorf("%w: %v * %v (stride %d, padding %d+%d) into %v", tensor.ErrShape, x, w, stride, p.Padding, p.PadEnd, dst)
+		}
+		if bias != nil && (bias.Rank() != 1 || bias.Dim(0) != oc) {
+			return fmt.Errorf("%w: bias %v for weight %v", tensor.ErrShape, bias, w)
+		}
+		if !dst.IsContiguous() {
+			return fmt.Errorf("%w: destination %v is not contiguous", tensor.ErrShape, dst)
+		}
+		if dst.Numel() == 0 {
+			return nil
+		}
+		ncols := nImg * ho * wo
+		kdim := ch * kh * kw
+		if ncols > math.MaxInt32 || kdim > math.MaxInt32 || (oc+63)/64 > 65535 || (ncols+63)/64 > math.MaxInt32 {
+			return fmt.Errorf("%w: convolution %v * %v", ErrUnsupported, x, w)
+		}
+		d, err := r.ptr(dst)
+		if err != nil {
+			return err
+		}
+		px, err := r.f32(x)
+		if err != nil {
+			return err
+		}
+		pw, err := r.as(w, w.DType())
+		if err != nil {
+			return err
+		}
+		pb, err := r.f32(bias)
+		if err != nil {
+			return err
+		}
+		a := newArgs().Ptr(d).Ptr(px).Ptr(pw).Ptr(pb).I32(ch).I32(h).I32(wd).I32(oc).I32(kh).I32(kw).
+			I32(ho).I32(wo).I32(stride).I32(p.Padding).I64(ncols)
+		grid := [3]uint32{uint32((ncols + 63) / 64), uint32((oc + 63) / 64), 1}
+		return r.d.launch("conv2d_"+dtypeName(w.DType()), grid, [3]uint32{256, 1, 1}, 0, a)
+	})
+}
+
+// Flash kernel limits (attention.cu).
+const (
+	flashMaxD  = 256
+	flashWarps = 8
+	// flashSmem is the dynamic shared memory a block may use without opting in.
+	flashSmem = 48 << 10
+)
+
+// attnOperand is a [B,H,L,D] attention operand as F32 with unit element stride:
+// its address and batch, head and row strides.
+type attnOperand struct {
+	p              uint64
+	sb, sh, sl, sd int
+}
+
+// attnF32 returns t's address and strides, copying it to a contiguous F32
+// temporary when it is not F32 or its last stride is not 1.
+func (r *run) attnF32(t *tensor.Tensor) (attnOperand, error) {
+	sh, st := t.Shape(), t.Strides()
+	if t.DType() == tensor.F32 && (st[3] == 1 || sh[3] == 1) {
+		p, err := r.ptr(t)
+		return attnOperand{p, st[0], st[1], st[2], 1}, err
+	}
+	p, err := r.f32(t)
+	cs := contiguousStrides(sh)
+	return attnOperand{p, cs[0], cs[1], cs[2], 1}, err
+}
+
+// Attention sets dst = softmax(q·kᵀ·scale)·v per batch and head; see
+// tensor.Backend. Flash mode (head dimensions up to 256) runs attention.cu's
+// kernel: the scores never leave registers. Sliced mode, and larger heads, compute
+// BlockQ rows of scores at a time with the GEMM, the softmax kernel (causal mask
+// included) and a second GEMM. F16/BF16 or strided-element operands are widened
+// to F32 copies first.
+func (b *Backend) Attention(dst, q, k, v *tensor.Tensor, p tensor.AttentionParams) error {
+	return b.exec("Attention", func(r *run) error {
+		qs, ks, vs, ds := q.Shape(), k.Shape(), v.Shape(), dst.Shape()
+		if dst.DType() != tensor.F32 {
+			return fmt.Errorf("%w: destination %v (want F32)", tensor.ErrDType, dst)
+		}
+		if len(qs) != 4 || len(ks) != 4 || len(vs) != 4 || len(ds) != 4 {
+			return fmt.Errorf("%w: q %v, k %v, v %v into %v: want rank 4", tensor.ErrShape, q, k, v, dst)
+		}
+		nb, nh, lq, d := qs[0], qs[1], qs[2], qs[3]
+		lk, dv := ks[2], vs[3]
+		if ks[0] != nb || ks[1] != nh || ks[3] != d || vs[0] != nb || vs[1] != nh || vs[2] != lk ||
+			ds[0] != nb || ds[1] != nh || ds[2] != lq || ds[3] != dv {
+			return fmt.Errorf("%w: q %v, k %v, v %v into %v", tensor.ErrShape, q, k, v, dst)
+		}
+		if dst.Numel() == 0 {
+			return nil
+		}
+		if lk == 0 {
+			return fmt.Errorf("%w: q %v, k %v: no keys", tensor.ErrShape, q, k)
+		}
+		dstr := dst.Strides()
+		if dv > 1 && dstr[3] != 1 {
+			return fmt.Errorf("%w: destination %v with strides %v: want rows with stride 1", tensor.ErrShape, dst, dstr)
+		}
+		scale := p.Scale
+		if scale == 0 {
+			scale = float32(1 / math.Sqrt(float64(d)))
+		}
+		po, err := r.ptr(dst)
+		if err != nil {
+			return err
+		}
+		o := attnOperand{po, dstr[0], dstr[1], dstr[2], 1}
+		aq, err := r.attnF32(q)
+		if err != nil {
+			return err
+		}
+		ak, err := r.attnF32(k)
+		if err != nil {
+			return err
+		}
+		av, err := r.attnF32(v)
+		if err != nil {
+			return err
+		}
+		if lq > math.MaxInt32 || lk > math.MaxInt32 || nb*nh > 65535 {
+			return fmt.Errorf("%w: attention of %v", ErrUnsupported, q)
+		}
+		if p.Mode == tensor.AttentionFlash && d <= flashMaxD && dv <= flashMaxD {
+			return r.flash(o, aq, ak, av, nb, nh, lq, lk, d, dv, scale, p.Causal)
+		}
+		return r.sliced(o, aq, ak, av, nb, nh, lq, lk, d, dv, scale, p)
+	})
+}
+
+func (r *run) flash(o, q, k, v attnOperand, nb, nh, lq, lk, d, dv int, scale float32, causal bool) error {
+	bk := max(1, min(64, flashSmem/4/(d+dv)))
+	c := 0
+	if causal {
+		c = 1
+	}
+	a := newArgs().Ptr(o.p).Ptr(q.p).Ptr(k.p).Ptr(v.p).I32(nh).I32(lq).I32(lk).I32(d).I32(dv).I32(bk).
+		I64(q.sb).I64(q.sh).I64(q.sl).I64(k.sb).I64(k.sh).I64(k.sl).
+		I64(v.sb).I64(v.sh).I64(v.sl).I64(o.sb).I64(o.sh).I64(o.sl).F32(scale).I32(c)
+	grid := [3]uint32{uint32((lq + flashWarps - 1) / flashWarps), uint32(nb * nh), 1}
+	return r.d.launch("flash_attn_f32", grid, [3]uint32{32 * flashWarps, 1, 1}, uint32(bk*(d+dv)*4), a)
+}
+
+// slicedScratch bounds the scores of one step of sliced attention, in floats.
+const slicedScratch = 1 << 26
+
+func (r *run) sliced(o, q, k, v attnOperand, nb, nh, lq, lk, d, dv int, scale float32, p tensor.AttentionParams) error {
+	bq := p.BlockQ
+	if bq <= 0 {
+		bq = max(1, slicedScratch/(nh*lk))
+	}
+	bq = min(bq, lq)
+	s, err := r.temp(tensor.F32, nh*bq*lk)
+	if err != nil {
+		return err
+	}
+	for bi := range nb {
+		for q0 := 0; q0 < lq; q0 += bq {
+			rows := min(bq, lq-q0)
+			// S[h] = scale · Q[b,h,q0:q0+rows] · K[b,h]ᵀ, rows×lk per head.
+			err := r.gemm(gemmCall{
+				nb: nh, m: rows, n: lk, k: d, adt: tensor.F32, bdt: tensor.F32,
+				a: q.p + uint64((bi*q.sb+q0*q.sl)*4), sar: q.sl, sac: 1, sab: q.sh,
+				b: k.p + uint64(bi*k.sb*4), sbr: 1, sbc: k.sl, sbb: k.sh,
+				c: s, ldc: lk, scb: rows * lk, alpha: scale,
+			})
+			if err != nil {
+				return err
+			}
+			q0c := -1
+			if p.Causal {
+				q0c = q0
+			}
+			if err := r.softmax(s, s, nh*rows, lk, q0c, rows); err != nil {
+				return err
+			}
+			// O[b,h,q0:q0+rows] = P · V[b,h].
+			err = r.gemm(gemmCall{
+				nb: nh, m: rows, n: dv, k: lk, adt: tensor.F32, bdt: tensor.F32,
+				a: s, sar: lk, sac: 1, sab: rows * lk,
+				b: v.p + uint64(bi*v.sb*4), sbr: v.sl, sbc: 1, sbb: v.sh,
+				c: o.p + uint64((bi*o.sb+q0*o.sl)*4), ldc: o.sl, scb: o.sh, alpha: 1,
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
