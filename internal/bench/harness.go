@@ -102,6 +102,9 @@ type built struct {
 	gflop   float64      // its work
 	evict   func()       // drops its weights from resident memory (Offload)
 	release func()
+	// output makes one call and returns its result (the UNet and VAE decode
+	// only), to compare devices.
+	output func() (*tensor.Tensor, error)
 }
 
 // build makes the component of s with synthetic F16 weights, written once to a
@@ -182,7 +185,8 @@ func buildOn(cpu tensor.Backend, s Spec) (built, error) {
 			rel()
 			return built{}, err
 		}
-		return built{func() error { return releaseOut(m.Forward(in, nil)) }, UNetGFLOP(cfg, s.Batch, latent), tp.Evict, rel}, nil
+		out := func() (*tensor.Tensor, error) { return m.Forward(in, nil) }
+		return built{func() error { return releaseOut(out()) }, UNetGFLOP(cfg, s.Batch, latent), tp.Evict, rel, out}, nil
 	case "vae-decode", "vae-encode":
 		cfg, err := VAEConfig(s.Arch)
 		if err != nil {
@@ -206,7 +210,8 @@ func buildOn(cpu tensor.Backend, s Spec) (built, error) {
 				rel()
 				return built{}, err
 			}
-			return built{func() error { return releaseOut(m.Decode(z)) }, VAEGFLOP(cfg, s.Batch, s.Size, true), tp.Evict, rel}, nil
+			out := func() (*tensor.Tensor, error) { return m.Decode(z) }
+			return built{func() error { return releaseOut(out()) }, VAEGFLOP(cfg, s.Batch, s.Size, true), tp.Evict, rel, out}, nil
 		}
 		x, err := tensor.Full(cpu, tensor.F32, 0.1, s.Batch, cfg.InChannels, s.Size, s.Size)
 		if err != nil {
@@ -218,7 +223,7 @@ func buildOn(cpu tensor.Backend, s Spec) (built, error) {
 			mean.Release()
 			logvar.Release()
 			return err
-		}, VAEGFLOP(cfg, s.Batch, s.Size, false), tp.Evict, rel}, nil
+		}, VAEGFLOP(cfg, s.Batch, s.Size, false), tp.Evict, rel, nil}, nil
 	case "text":
 		cfgs, err := TextConfigs(s.Arch)
 		if err != nil {
@@ -264,7 +269,15 @@ func buildOn(cpu tensor.Backend, s Spec) (built, error) {
 			for _, e := range evicts {
 				e()
 			}
-		}, rel}, nil
+		}, rel, func() (*tensor.Tensor, error) {
+			out, err := models[0].Forward(ids)
+			if err != nil {
+				return nil, err
+			}
+			last, err := out.LastHiddenState.Contiguous() // a view that outlives out
+			out.Release()
+			return last, err
+		}}, nil
 	case "pipeline":
 		return buildPipeline(cpu, s)
 	}
@@ -323,7 +336,7 @@ func buildPipeline(cpu tensor.Backend, s Spec) (built, error) {
 			p.evict()
 		}
 		return nil
-	}, total, func() {}, release}, nil
+	}, total, func() {}, release, nil}, nil
 }
 
 func releaseOut(t *tensor.Tensor, err error) error {
