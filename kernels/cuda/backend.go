@@ -3,6 +3,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	"github.com/sdgo/sdgo/tensor"
 )
@@ -11,7 +12,8 @@ import (
 // kernels embedded as PTX, with cuBLAS for the matrix products when it is
 // present and the PTX GEMM otherwise. Activations are F32 and accumulation is
 // FP32; parameters and matrix operands may be F16 or BF16 and are widened in the
-// kernels.
+// kernels. SetPrecision chooses TF32 or F16/BF16 tensor-core products instead
+// of FP32 ones (see Precision).
 //
 // A Backend is safe for concurrent use; its work runs in order on the device's
 // stream (see Device).
@@ -19,6 +21,7 @@ type Backend struct {
 	dev     *Device
 	noBLAS  bool
 	ownsDev bool
+	prec    atomic.Int32 // a Precision
 }
 
 var _ tensor.Backend = (*Backend)(nil)

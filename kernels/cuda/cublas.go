@@ -42,15 +42,17 @@ func (c *cublas) symbols() []symbol {
 
 // cuBLAS constants (cublas_api.h, library_types.h).
 const (
-	cublasOpN           = 0
-	cublasOpT           = 1
-	cublasDefaultMath   = 0
-	cublasCompute32F    = 68
-	cublasGemmDefault   = -1
-	cudaR32F            = 0
-	cudaR16F            = 2
-	cudaR16BF           = 14
-	cublasStatusSuccess = 0
+	cublasOpN         = 0
+	cublasOpT         = 1
+	cublasDefaultMath = 0
+	cublasCompute32F  = 68
+	// cublasCompute32FFastTF32 lets F32 products round their inputs to TF32.
+	cublasCompute32FFastTF32 = 77
+	cublasGemmDefault        = -1
+	cudaR32F                 = 0
+	cudaR16F                 = 2
+	cudaR16BF                = 14
+	cublasStatusSuccess      = 0
 )
 
 // cublasNames are the library names tried in each directory, newest first.
@@ -82,6 +84,9 @@ func cublasCandidates(env func(string) string, glob func(string) ([]string, erro
 	return append(c, cublasNames...)
 }
 
+// fakeCublas, when set (by the emulator's tests), stands in for the library.
+var fakeCublas func(d *Device) (*cublas, error)
+
 // errNoCublas says cuBLAS was not found or was turned off.
 var errNoCublas = errors.New("cuBLAS not found")
 
@@ -91,6 +96,9 @@ var errNoCublas = errors.New("cuBLAS not found")
 func loadCublas(d *Device) (*cublas, error) {
 	if v := strings.ToLower(os.Getenv("SDGO_CUBLAS")); v == "0" || v == "off" || v == "false" {
 		return nil, fmt.Errorf("%w: SDGO_CUBLAS=%s", errNoCublas, v)
+	}
+	if fakeCublas != nil {
+		return fakeCublas(d)
 	}
 	cands := cublasCandidates(os.Getenv, filepath.Glob)
 	var errs []string
@@ -227,22 +235,23 @@ func rowMajorGemm(m, n, k int, a, b matOperand, ldc int) (g cublasGemmArgs, ok b
 }
 
 // gemm runs the row-major product on the stream: one cublasGemmEx, or
-// cublasGemmStridedBatchedEx for batch > 1. a and b must share a dtype; C is F32.
+// cublasGemmStridedBatchedEx for batch > 1. a and b must share a dtype; C is F32;
+// compute is cublasCompute32F or (F32 operands only) cublasCompute32FFastTF32.
 // Caller holds the device.
-func (c *cublas) gemm(batch, m, n, k int, alpha, beta float32, a, b matOperand, cPtr uint64, ldc, cBatch int) error {
+func (c *cublas) gemm(batch, m, n, k int, alpha, beta float32, a, b matOperand, cPtr uint64, ldc, cBatch int, compute int32) error {
 	g, ok := rowMajorGemm(m, n, k, a, b, ldc)
-	if !ok || a.dt != b.dt || batch > math.MaxInt32 {
+	if !ok || a.dt != b.dt || batch > math.MaxInt32 || (compute != cublasCompute32F && a.dt != tensor.F32) {
 		return fmt.Errorf("%w: cuBLAS cannot take this product", ErrUnsupported)
 	}
 	t := cudaDataType(a.dt)
 	al, be := alpha, beta
 	if batch == 1 {
 		r := c.cublasGemmEx(c.handle, g.opA, g.opB, g.m, g.n, g.k, unsafe.Pointer(&al),
-			b.ptr, t, g.lda, a.ptr, t, g.ldb, unsafe.Pointer(&be), cPtr, cudaR32F, g.ldc, cublasCompute32F, cublasGemmDefault)
+			b.ptr, t, g.lda, a.ptr, t, g.ldb, unsafe.Pointer(&be), cPtr, cudaR32F, g.ldc, compute, cublasGemmDefault)
 		return c.check("cublasGemmEx", r)
 	}
 	r := c.cublasGemmStridedBatchedEx(c.handle, g.opA, g.opB, g.m, g.n, g.k, unsafe.Pointer(&al),
 		b.ptr, t, g.lda, int64(b.batch), a.ptr, t, g.ldb, int64(a.batch), unsafe.Pointer(&be),
-		cPtr, cudaR32F, g.ldc, int64(cBatch), int32(batch), cublasCompute32F, cublasGemmDefault)
+		cPtr, cudaR32F, g.ldc, int64(cBatch), int32(batch), compute, cublasGemmDefault)
 	return c.check("cublasGemmStridedBatchedEx", r)
 }

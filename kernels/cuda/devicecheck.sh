@@ -10,8 +10,9 @@
 # same process), from the package directory (the PTX freshness test reads the
 # .cu sources there), with SDGO_CUDA_REQUIRE=1 so that a GPU test cannot pass by
 # skipping and CUDA_LAUNCH_BLOCKING=1 so that a fault is reported by the launch
-# that caused it. Then short benchmarks (GEMM, attention, convolution). The
-# tests get at most 115 s, the benchmarks 50 s: under 3 minutes in all.
+# that caused it. Then short benchmarks (GEMM, attention, convolution) in each
+# precision mode (Backend.SetPrecision), each iteration synchronised. The tests
+# get at most 115 s, the benchmarks 50 s: under 3 minutes in all.
 # Exit status: 0 when every test passed.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -46,10 +47,11 @@ for t in $tests; do
 	[ "$rc" -eq 0 ] || failed+=("$t(rc=$rc)")
 done
 if [ $((SECONDS - start)) -lt 125 ]; then
-	echo "== benchmarks (F16 4096x1280x1280 MatMul; attention [2,8,4096,40]; conv 3x3 [2,320,64,64])"
-	timeout 35 "$bin" -test.run '^$' -test.bench 'GPU' -test.benchtime 10x 2>&1
+	echo "== benchmarks, synchronised, per precision (fp32 tf32 fp16 bf16): MatMul F32 x F16 4096x1280x1280;"
+	echo "   MatMulF16 (both F16); attention [2,8,4096,40] and SDXL [2,10,4096,64]; conv 3x3 [2,320,64,64]"
+	timeout 40 "$bin" -test.run '^$' -test.bench 'GPU' -test.benchtime 10x 2>&1
 	echo "== benchmark with cuBLAS off (PTX GEMM)"
-	SDGO_CUBLAS=off timeout 15 "$bin" -test.run '^$' -test.bench 'GPUMatMul' -test.benchtime 10x 2>&1
+	SDGO_CUBLAS=off timeout 10 "$bin" -test.run '^$' -test.bench 'GPUMatMul$/^fp32$' -test.benchtime 10x 2>&1
 fi
 echo "== summary ($((SECONDS - start)) s)"
 if [ "${#failed[@]}" -eq 0 ]; then

@@ -27,6 +27,11 @@
 //     sm_90 and later GPUs. The .ptx files are committed and embedded; a test
 //     checks that each one was built from the current source.
 //   - Backend (backend.go, matmul.go): tensor.Backend on a Device.
+//   - Precision (precision.go, mixed.cu): Backend.SetPrecision(cuda.FP16) (or
+//     BF16) runs MatMul, Conv2d (im2col + GEMM) and Attention (GEMM, softmax,
+//     GEMM) on the tensor cores through cuBLAS with F16/BF16 operands, FP32
+//     accumulation and F32 results; cuda.TF32 lets F32 products use TF32.
+//     FP32, the default, keeps every product FP32.
 //
 // # Use
 //
@@ -36,6 +41,7 @@
 //	}
 //	defer b.Close()
 //	x, _ := tensor.FromFloat32(b, data, 2, 4, 64, 64)
+//	b.SetPrecision(cuda.FP16) // optional: tensor-core products (see Precision)
 //
 // # Tests
 //
@@ -45,6 +51,6 @@
 // allocator's arithmetic, the row-major to column-major GEMM mapping) run
 // everywhere. devicecheck.sh runs a prebuilt test binary on a GPU machine without
 // Go. testdata/emu/run.sh runs the GPU tests without a GPU, against a host
-// emulation of the kernels (needs g++ and the CUDA headers; cuBLAS is not
-// exercised).
+// emulation of the kernels (needs g++ and the CUDA headers), with a host GEMM
+// (refGemm) in place of cuBLAS that checks each call's arguments.
 package cuda

@@ -90,4 +90,31 @@ func init() {
 		return emuLaunch(names[f-1], gx, gy, gz, bx, by, bz, smem, params)
 	}
 	defaultDriverOnce.Do(func() { defaultDriver = d })
+	fakeCublas = func(*Device) (*cublas, error) { return emuCublas(), nil }
+}
+
+// emuCublas is a cuBLAS whose products run on the host (refGemm) over the
+// emulator's "device" memory, so that the emulated tests check every cuBLAS
+// call's arguments (operand order, transposes, leading dimensions, batch
+// strides, dtypes, compute types) and results.
+func emuCublas() *cublas {
+	c := &cublas{path: "emulated cuBLAS (host GEMM)", handle: 1}
+	c.cublasDestroy = func(uintptr) int32 { return 0 }
+	c.cublasGemmEx = func(h uintptr, ta, tb, m, n, k int32, alpha unsafe.Pointer, a uint64, at, lda int32, b uint64, bt, ldb int32, beta unsafe.Pointer, cp uint64, ct, ldc, compute, algo int32) int32 {
+		return refGemm{ta: ta, tb: tb, m: m, n: n, k: k, alpha: *(*float32)(alpha), beta: *(*float32)(beta),
+			a: hostPtr(a), at: at, lda: lda, b: hostPtr(b), bt: bt, ldb: ldb, c: hostPtr(cp), ct: ct, ldc: ldc,
+			batch: 1, compute: compute, algo: algo}.run()
+	}
+	c.cublasGemmStridedBatchedEx = func(h uintptr, ta, tb, m, n, k int32, alpha unsafe.Pointer, a uint64, at, lda int32, sa int64, b uint64, bt, ldb int32, sb int64, beta unsafe.Pointer, cp uint64, ct, ldc int32, sc int64, batch, compute, algo int32) int32 {
+		return refGemm{ta: ta, tb: tb, m: m, n: n, k: k, alpha: *(*float32)(alpha), beta: *(*float32)(beta),
+			a: hostPtr(a), at: at, lda: lda, sa: sa, b: hostPtr(b), bt: bt, ldb: ldb, sb: sb, c: hostPtr(cp), ct: ct, ldc: ldc, sc: sc,
+			batch: batch, compute: compute, algo: algo}.run()
+	}
+	return c
+}
+
+// hostPtr turns an emulated device address (a host address) into a pointer.
+func hostPtr(p uint64) unsafe.Pointer {
+	u := uintptr(p)
+	return *(*unsafe.Pointer)(unsafe.Pointer(&u))
 }

@@ -625,50 +625,45 @@ func TestGPUOpenErrors(t *testing.T) {
 	t.Logf("%d devices, driver CUDA %d.%d, err %v", n, v/1000, v%1000/10, err)
 }
 
-func BenchmarkGPUMatMul(b *testing.B) {
+// The benchmarks time one operation at a time: each iteration queues it and
+// waits for the device (Synchronize), so the figures are device time plus the
+// launch overhead, never just the queueing. Each runs once before timing (module
+// loading, cuBLAS's heuristics, the allocator's first allocations). Sub-benchmarks
+// name the precision (SetPrecision); TFLOP/s counts 2 flops per multiply-add.
+
+// benchModes runs f as a sub-benchmark per precision in modes, timing op.
+func benchModes(b *testing.B, modes []Precision, flops float64, op func(g *Backend) (*tensor.Tensor, error)) {
 	g, err := gpuBackend()
 	if err != nil {
 		b.Skip(err)
 	}
-	x, err := tensor.Zeros(g, tensor.F16, 4096, 1280)
-	if err != nil {
-		b.Fatal(err)
+	defer g.SetPrecision(FP32)
+	for _, p := range modes {
+		b.Run(p.String(), func(b *testing.B) {
+			if err := g.SetPrecision(p); err != nil {
+				b.Fatal(err)
+			}
+			call := func() {
+				y, err := op(g)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := g.Synchronize(); err != nil {
+					b.Fatal(err)
+				}
+				y.Release()
+			}
+			call()
+			for b.Loop() {
+				call()
+			}
+			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e12, "TFLOP/s")
+			b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/op")
+		})
 	}
-	w, err := tensor.Zeros(g, tensor.F16, 1280, 1280)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		y, err := tensor.MatMul(x, w)
-		if err != nil {
-			b.Fatal(err)
-		}
-		y.Release()
-	}
-	if err := g.Synchronize(); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(2*4096*1280*1280*float64(b.N)/b.Elapsed().Seconds()/1e12, "TFLOP/s")
 }
 
-// benchOp times f on the GPU (SD 1.5 sizes), synchronising at the end.
-func benchOp(b *testing.B, flops float64, f func(g *Backend) (*tensor.Tensor, error)) {
-	g, err := gpuBackend()
-	if err != nil {
-		b.Skip(err)
-	}
-	for b.Loop() {
-		y, err := f(g)
-		if err != nil {
-			b.Fatal(err)
-		}
-		y.Release()
-	}
-	if err := g.Synchronize(); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e12, "TFLOP/s")
-}
+var allModes = []Precision{FP32, TF32, FP16, BF16}
 
 func zeros(b *testing.B, g *Backend, dt tensor.DType, shape ...int) *tensor.Tensor {
 	x, err := tensor.Zeros(g, dt, shape...)
@@ -678,23 +673,69 @@ func zeros(b *testing.B, g *Backend, dt tensor.DType, shape ...int) *tensor.Tens
 	return x
 }
 
-// BenchmarkGPUAttention: the UNet's first self-attention at 512×512, [2,8,4096,40].
-func BenchmarkGPUAttention(b *testing.B) {
+// randT returns a random F32 tensor on g (values in [-1, 1)).
+func randT(b *testing.B, g *Backend, shape ...int) *tensor.Tensor {
+	n := 1
+	for _, s := range shape {
+		n *= s
+	}
+	x, err := tensor.FromFloat32(g, randData(n, 7, -1, 1), shape...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return x
+}
+
+// BenchmarkGPUMatMul: an F32 activation [4096,1280] times an F16 weight
+// [1280,1280] (the UNet's projections at 64×64 latents).
+func BenchmarkGPUMatMul(b *testing.B) {
+	var x, w *tensor.Tensor
+	benchModes(b, allModes, 2*4096*1280*1280, func(g *Backend) (*tensor.Tensor, error) {
+		if x == nil {
+			x = randT(b, g, 4096, 1280)
+			w = zeros(b, g, tensor.F16, 1280, 1280)
+		}
+		return tensor.MatMul(x, w)
+	})
+}
+
+// BenchmarkGPUMatMulF16: both operands F16 (cuBLAS's own F16 GEMM in every mode).
+func BenchmarkGPUMatMulF16(b *testing.B) {
+	var x, w *tensor.Tensor
+	benchModes(b, []Precision{FP32}, 2*4096*1280*1280, func(g *Backend) (*tensor.Tensor, error) {
+		if x == nil {
+			x = zeros(b, g, tensor.F16, 4096, 1280)
+			w = zeros(b, g, tensor.F16, 1280, 1280)
+		}
+		return tensor.MatMul(x, w)
+	})
+}
+
+// benchAttention times self-attention of [B,H,L,D] F32 operands: the flash
+// kernel in FP32 mode, cuBLAS GEMMs and the softmax kernel in FP16/BF16.
+func benchAttention(b *testing.B, nb, nh, l, d int) {
 	var q *tensor.Tensor
-	benchOp(b, 4*2*8*4096*4096*40, func(g *Backend) (*tensor.Tensor, error) {
+	benchModes(b, []Precision{FP32, FP16, BF16}, 4*float64(nb*nh*l*l*d), func(g *Backend) (*tensor.Tensor, error) {
 		if q == nil {
-			q = zeros(b, g, tensor.F32, 2, 8, 4096, 40)
+			q = randT(b, g, nb, nh, l, d)
 		}
 		return tensor.Attention(q, q, q, tensor.AttentionParams{})
 	})
 }
 
-// BenchmarkGPUConv2d: a 3×3 convolution of the UNet's first block, [2,320,64,64].
+// BenchmarkGPUAttention: the SD 1.5 UNet's first self-attention at 512×512.
+func BenchmarkGPUAttention(b *testing.B) { benchAttention(b, 2, 8, 4096, 40) }
+
+// BenchmarkGPUAttentionSDXL: the SDXL UNet's self-attention at 1024×1024 (64×64 tokens at its second level).
+func BenchmarkGPUAttentionSDXL(b *testing.B) { benchAttention(b, 2, 10, 4096, 64) }
+
+// BenchmarkGPUConv2d: a 3×3 convolution of the SD 1.5 UNet's first block,
+// [2,320,64,64] with an F16 weight.
 func BenchmarkGPUConv2d(b *testing.B) {
 	var x, w *tensor.Tensor
-	benchOp(b, 2*2*320*4096*320*9, func(g *Backend) (*tensor.Tensor, error) {
+	benchModes(b, allModes, 2*2*320*4096*320*9, func(g *Backend) (*tensor.Tensor, error) {
 		if x == nil {
-			x = zeros(b, g, tensor.F32, 2, 320, 64, 64)
+			x = randT(b, g, 2, 320, 64, 64)
 			w = zeros(b, g, tensor.F16, 320, 320, 3, 3)
 		}
 		return tensor.Conv2d(x, w, nil, tensor.Conv2dParams{Padding: 1})

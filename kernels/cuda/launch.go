@@ -13,13 +13,14 @@ import (
 type run struct {
 	b     *Backend
 	d     *Device
+	prec  Precision // the backend's precision when the operation started
 	temps []uint64
 }
 
 // exec runs fn as the operation op and wraps its error.
 func (b *Backend) exec(op string, fn func(r *run) error) error {
 	err := b.dev.do(func() error {
-		r := &run{b: b, d: b.dev}
+		r := &run{b: b, d: b.dev, prec: b.Precision()}
 		err := fn(r)
 		for _, p := range r.temps {
 			if e := r.d.release(p); e != nil && err == nil {
@@ -127,6 +128,11 @@ func (r *run) copy(dst uint64, ddt tensor.DType, ds []int, src uint64, sdt tenso
 	}
 	name := copyKernel(ddt, sdt)
 	sh, st := coalesce(shape, ds, ss)
+	if len(sh) == 1 && st[0][0] == 1 && st[1][0] == 1 && ddt != sdt {
+		// Contiguous conversion: no index arithmetic.
+		n := sh[0]
+		return r.launch1D("cast_"+dtypeName(sdt)+"_"+dtypeName(ddt), n, newArgs().Ptr(dst).Ptr(src).I64(n))
+	}
 	return forDims(sh, st, []int{0, 0}, func(off []int, d *dims) error {
 		n := numel(sh[len(sh)-int(d.Rank):])
 		a := newArgs().Ptr(dst + uint64(off[0]*ddt.Size())).Ptr(src + uint64(off[1]*sdt.Size())).I64(n).Dims(d)

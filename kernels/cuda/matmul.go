@@ -73,30 +73,75 @@ func (r *run) ptxGemm(g gemmCall) error {
 	return r.d.launch(name, grid, [3]uint32{256, 1, 1}, 0, a)
 }
 
-// gemm runs g on cuBLAS when the backend uses it and it takes the operands
-// (same dtype, a unit stride in each), else on the PTX GEMM.
+// gemm runs g on cuBLAS when the backend uses it (see blasGemm), else, or when
+// cuBLAS cannot take the product, on the PTX GEMM.
 func (r *run) gemm(g gemmCall) error {
-	if r.d.blas != nil && !r.b.noBLAS && g.adt == g.bdt && g.m > 0 && g.n > 0 && g.nb > 0 {
-		lda, ta, okA := gemmLayout(g.m, g.k, g.sar, g.sac)
-		ldb, tb, okB := gemmLayout(g.k, g.n, g.sbr, g.sbc)
-		if okA && okB && g.ldc >= g.n {
-			err := r.d.blas.gemm(g.nb, g.m, g.n, g.k, g.alpha, g.beta,
-				matOperand{ptr: g.a, dt: g.adt, ld: lda, trans: ta, batch: g.sab},
-				matOperand{ptr: g.b, dt: g.bdt, ld: ldb, trans: tb, batch: g.sbb},
-				g.c, g.ldc, g.scb)
-			if !errors.Is(err, ErrUnsupported) {
-				return err
-			}
+	if r.blasOK() && g.m > 0 && g.n > 0 && g.nb > 0 {
+		err := r.blasGemm(g)
+		if !errors.Is(err, ErrUnsupported) {
+			return err
 		}
 	}
 	return r.ptxGemm(g)
 }
 
+// blasGemm runs g on cuBLAS with both operands in gemmDType's dtype: an
+// operand of another dtype, or whose strides cuBLAS cannot read (no unit
+// stride), is first copied into a contiguous temporary of that dtype (F16/BF16
+// weights widened to F32 in FP32 mode, F32 activations rounded to F16/BF16 in
+// mixed mode). In FP32 mode an operand pair of one dtype with readable strides
+// is read in place, as before.
+func (r *run) blasGemm(g gemmCall) error {
+	if g.ldc < g.n {
+		return fmt.Errorf("%w: ldc %d below %d", ErrUnsupported, g.ldc, g.n)
+	}
+	dt := gemmDType(r.prec, g.adt, g.bdt)
+	a, err := r.gemmOperand(g.nb, g.m, g.k, g.a, g.adt, g.sar, g.sac, g.sab, dt)
+	if err != nil {
+		return err
+	}
+	b, err := r.gemmOperand(g.nb, g.k, g.n, g.b, g.bdt, g.sbr, g.sbc, g.sbb, dt)
+	if err != nil {
+		return err
+	}
+	return r.d.blas.gemm(g.nb, g.m, g.n, g.k, g.alpha, g.beta, a, b, g.c, g.ldc, g.scb, computeType(r.prec, dt))
+}
+
+// gemmOperand returns the rows×cols operand at p (dtype sdt, strides sr, sc,
+// batch stride sb, nb batch items) as cuBLAS reads it in dtype dt: in place when
+// it is of dt and gemmLayout accepts its strides, else as a contiguous copy.
+func (r *run) gemmOperand(nb, rows, cols int, p uint64, sdt tensor.DType, sr, sc, sb int, dt tensor.DType) (matOperand, error) {
+	if sdt == dt {
+		if ld, trans, ok := gemmLayout(rows, cols, sr, sc); ok {
+			return matOperand{ptr: p, dt: dt, ld: ld, trans: trans, batch: sb}, nil
+		}
+	}
+	items := nb
+	if sb == 0 {
+		items = 1
+	}
+	n := items * rows * cols
+	q, err := r.temp(dt, n)
+	if err != nil {
+		return matOperand{}, err
+	}
+	shape := []int{items, rows, cols}
+	if err := r.copy(q, dt, contiguousStrides(shape), p, sdt, []int{sb, sr, sc}, shape); err != nil {
+		return matOperand{}, err
+	}
+	bs := rows * cols
+	if items == 1 {
+		bs = 0
+	}
+	return matOperand{ptr: q, dt: dt, ld: max(cols, 1), batch: bs}, nil
+}
+
 // MatMul sets dst[i] = alpha·a[i]·b[i] + bias for every batch index i; see
-// tensor.Backend. a and b may be of any dtype and strided; when they share a
-// dtype and each has a unit stride in its last two dimensions the product runs
-// on cuBLAS (FP32 accumulation; FP32 stays FP32, no TF32), otherwise on the PTX
-// GEMM, which reads any strides and widens F16/BF16 as it loads.
+// tensor.Backend. a and b may be of any dtype and strided. With cuBLAS the
+// product runs there (FP32 accumulation; see Precision for the operands'
+// dtypes: in FP32 mode F32 stays F32, no TF32, and F16/BF16 operands paired
+// with F32 ones are widened to F32 temporaries), otherwise on the PTX GEMM,
+// which reads any strides and widens F16/BF16 as it loads.
 func (b *Backend) MatMul(dst, x, y, bias *tensor.Tensor, alpha float32) error {
 	return b.exec("MatMul", func(r *run) error {
 		ds, xs, ys := dst.Shape(), x.Shape(), y.Shape()
@@ -164,9 +209,10 @@ func conv2dOutSize(in, k, stride, pad, padEnd int) int {
 	return n/stride + 1
 }
 
-// Conv2d sets dst = conv(x, w) + bias on NCHW tensors (see tensor.Backend): an
-// implicit GEMM that gathers the input's columns as it loads its tiles, with the
-// weight in its own dtype.
+// Conv2d sets dst = conv(x, w) + bias on NCHW tensors (see tensor.Backend). In
+// FP32 mode (and without cuBLAS): an implicit GEMM that gathers the input's
+// columns as it loads its tiles, with the weight in its own dtype. In TF32,
+// FP16 and BF16 modes: im2col + cuBLAS (convGemm).
 func (b *Backend) Conv2d(dst, x, w, bias *tensor.Tensor, p tensor.Conv2dParams) error {
 	return b.exec("Conv2d", func(r *run) error {
 		xs, ws, ds := x.Shape(), w.Shape(), dst.Shape()
@@ -206,6 +252,9 @@ func (b *Backend) Conv2d(dst, x, w, bias *tensor.Tensor, p tensor.Conv2dParams) 
 		if err != nil {
 			return err
 		}
+		if dt, ok := r.mixedDType(); ok || (r.prec == TF32 && r.blasOK()) {
+			return r.convGemm(d, px, w, bias, dt, nImg, ch, h, wd, oc, kh, kw, ho, wo, stride, p.Padding)
+		}
 		pw, err := r.as(w, w.DType())
 		if err != nil {
 			return err
@@ -219,6 +268,75 @@ func (b *Backend) Conv2d(dst, x, w, bias *tensor.Tensor, p tensor.Conv2dParams) 
 		grid := [3]uint32{uint32((ncols + 63) / 64), uint32((oc + 63) / 64), 1}
 		return r.d.launch("conv2d_"+dtypeName(w.DType()), grid, [3]uint32{256, 1, 1}, 0, a)
 	})
+}
+
+// convScratch bounds the im2col columns of one step of convGemm, in elements
+// (a variable for the tests).
+var convScratch = 1 << 26
+
+// convChunk returns how many images and output pixels per image one im2col
+// step covers so that nimg·K·pc ≤ limit (at least one image and, when an image
+// needs more, pc a multiple of 8 of at least 8 pixels).
+func convChunk(nImg, k, pixels, limit int) (nimg, pc int) {
+	per := k * pixels
+	if per <= limit {
+		return max(1, min(nImg, limit/per)), pixels
+	}
+	pc = max(8, limit/k&^7)
+	return 1, min(pc, pixels)
+}
+
+// convGemm runs a convolution as im2col into a bounded temporary of dtype dt
+// (F16, BF16, or F32 in TF32 mode) and a batched cuBLAS GEMM per chunk:
+// y[n][O][p0:p0+pc] = w[O][K] · col[n][K][pc], written straight into the NCHW
+// output d. The bias (if any) is first written to every output pixel and the
+// product added with beta = 1. x (at px) is F32 and contiguous.
+func (r *run) convGemm(d, px uint64, w, bias *tensor.Tensor, dt tensor.DType, nImg, ch, h, wd, oc, kh, kw, ho, wo, stride, pad int) error {
+	k := ch * kh * kw
+	pixels := ho * wo
+	pw, err := r.as(w, dt)
+	if err != nil {
+		return err
+	}
+	beta := float32(0)
+	if bias != nil {
+		pb, err := r.ptr(bias)
+		if err != nil {
+			return err
+		}
+		shape := []int{nImg, oc, pixels}
+		if err := r.copy(d, tensor.F32, contiguousStrides(shape), pb, bias.DType(), []int{0, bias.Strides()[0], 0}, shape); err != nil {
+			return err
+		}
+		beta = 1
+	}
+	nimg, pc := convChunk(nImg, k, pixels, convScratch)
+	col, err := r.temp(dt, nimg*k*pc)
+	if err != nil {
+		return err
+	}
+	for n0 := 0; n0 < nImg; n0 += nimg {
+		ni := min(nimg, nImg-n0)
+		for p0 := 0; p0 < pixels; p0 += pc {
+			np := min(pc, pixels-p0)
+			a := newArgs().Ptr(col).Ptr(px + uint64(n0*ch*h*wd*4)).I32(ch).I32(h).I32(wd).I32(kh).I32(kw).I32(wo).
+				I32(stride).I32(pad).I32(p0).I32(np).I32(ni)
+			if err := r.launch1D("im2col_"+dtypeName(dt), ni*k*np, a); err != nil {
+				return err
+			}
+			err := r.gemm(gemmCall{
+				nb: ni, m: oc, n: np, k: k, adt: dt, bdt: dt,
+				a: pw, sar: k, sac: 1, sab: 0,
+				b: col, sbr: np, sbc: 1, sbb: k * np,
+				c: d + uint64((n0*oc*pixels+p0)*4), ldc: pixels, scb: oc * pixels,
+				alpha: 1, beta: beta,
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Flash kernel limits (attention.cu).
@@ -254,7 +372,7 @@ func (r *run) attnF32(t *tensor.Tensor) (attnOperand, error) {
 // kernel: the scores never leave registers. Sliced mode, and larger heads, compute
 // BlockQ rows of scores at a time with the GEMM, the softmax kernel (causal mask
 // included) and a second GEMM. F16/BF16 or strided-element operands are widened
-// to F32 copies first.
+// to F32 copies first. In FP16 and BF16 modes both modes run attnMixed.
 func (b *Backend) Attention(dst, q, k, v *tensor.Tensor, p tensor.AttentionParams) error {
 	return b.exec("Attention", func(r *run) error {
 		qs, ks, vs, ds := q.Shape(), k.Shape(), v.Shape(), dst.Shape()
@@ -289,6 +407,12 @@ func (b *Backend) Attention(dst, q, k, v *tensor.Tensor, p tensor.AttentionParam
 			return err
 		}
 		o := attnOperand{po, dstr[0], dstr[1], dstr[2], 1}
+		if lq > math.MaxInt32 || lk > math.MaxInt32 {
+			return fmt.Errorf("%w: attention of %v", ErrUnsupported, q)
+		}
+		if dt, ok := r.mixedDType(); ok {
+			return r.attnMixed(o, q, k, v, dt, nb, nh, lq, lk, d, dv, scale, p)
+		}
 		aq, err := r.attnF32(q)
 		if err != nil {
 			return err
@@ -363,6 +487,91 @@ func (r *run) sliced(o, q, k, v attnOperand, nb, nh, lq, lk, d, dv int, scale fl
 				a: s, sar: lk, sac: 1, sab: rows * lk,
 				b: v.p + uint64(bi*v.sb*4), sbr: v.sl, sbc: 1, sbb: v.sh,
 				c: o.p + uint64((bi*o.sb+q0*o.sl)*4), ldc: o.sl, scb: o.sh, alpha: 1,
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// attnMixed is attention in FP16/BF16 mode: q, k and v are converted to
+// contiguous [B,H,L,D] temporaries of dt (read in place when they already are),
+// then for a slice of rows queries of every head at a time: S = scale·Q·Kᵀ
+// (cuBLAS, dt operands, FP32 accumulation, F32 scores), P = softmax(S) rounded to
+// dt, O = P·V (F32, written into o). Heads of all batch items go in one batched
+// call when o's batch stride is H times its head stride, else one call per batch
+// item. The scratch is 6 bytes (F16/BF16: F32 S and dt P) per score, at most
+// slicedScratch scores unless p.BlockQ asks for more.
+func (r *run) attnMixed(o attnOperand, q, k, v *tensor.Tensor, dt tensor.DType, nb, nh, lq, lk, d, dv int, scale float32, p tensor.AttentionParams) error {
+	pq, err := r.as(q, dt)
+	if err != nil {
+		return err
+	}
+	pk, err := r.as(k, dt)
+	if err != nil {
+		return err
+	}
+	pv, err := r.as(v, dt)
+	if err != nil {
+		return err
+	}
+	groups, gh := nb, nh // batch items per call, heads per call
+	if nb == 1 || o.sb == nh*o.sh {
+		groups, gh = 1, nb*nh
+	}
+	bq := p.BlockQ
+	if p.Mode != tensor.AttentionSliced || bq <= 0 {
+		bq = max(1, slicedScratch/(gh*lk))
+	}
+	bq = min(bq, lq)
+	s, err := r.temp(tensor.F32, gh*bq*lk)
+	if err != nil {
+		return err
+	}
+	pp, err := r.temp(dt, gh*bq*lk)
+	if err != nil {
+		return err
+	}
+	es := dt.Size()
+	ldo := o.sl
+	if lq == 1 {
+		ldo = max(ldo, dv) // one row: its stride is never used
+	}
+	for g := range groups {
+		qg := pq + uint64(g*gh*lq*d*es)
+		kg := pk + uint64(g*gh*lk*d*es)
+		vg := pv + uint64(g*gh*lk*dv*es)
+		for q0 := 0; q0 < lq; q0 += bq {
+			rows := min(bq, lq-q0)
+			// S[h] = scale · Q[h, q0:q0+rows] · K[h]ᵀ, rows×lk per head.
+			err := r.gemm(gemmCall{
+				nb: gh, m: rows, n: lk, k: d, adt: dt, bdt: dt,
+				a: qg + uint64(q0*d*es), sar: d, sac: 1, sab: lq * d,
+				b: kg, sbr: 1, sbc: d, sbb: lk * d,
+				c: s, ldc: lk, scb: rows * lk, alpha: scale,
+			})
+			if err != nil {
+				return err
+			}
+			q0c := -1
+			if p.Causal {
+				q0c = q0
+			}
+			if gh*rows > math.MaxInt32 {
+				return fmt.Errorf("%w: %d rows of scores", ErrUnsupported, gh*rows)
+			}
+			a := newArgs().Ptr(pp).Ptr(s).I64(lk).I32(q0c).I32(rows)
+			if err := r.d.launch("softmax_f32_"+dtypeName(dt), [3]uint32{uint32(gh * rows), 1, 1}, [3]uint32{rowThreads, 1, 1}, 0, a); err != nil {
+				return err
+			}
+			// O[h, q0:q0+rows] = P[h] · V[h].
+			err = r.gemm(gemmCall{
+				nb: gh, m: rows, n: dv, k: lk, adt: dt, bdt: dt,
+				a: pp, sar: lk, sac: 1, sab: rows * lk,
+				b: vg, sbr: dv, sbc: 1, sbb: lk * dv,
+				c: o.p + uint64((g*o.sb+q0*o.sl)*4), ldc: ldo, scb: o.sh, alpha: 1,
 			})
 			if err != nil {
 				return err

@@ -4,7 +4,14 @@
 // group; statistics are two-pass (mean, then the mean of squared deviations),
 // with per-thread float partial sums combined in double.
 
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+
 #define THREADS 512
+
+__device__ __forceinline__ void store(float *p, long long i, float v) { p[i] = v; }
+__device__ __forceinline__ void store(__half *p, long long i, float v) { p[i] = __float2half_rn(v); }
+__device__ __forceinline__ void store(__nv_bfloat16 *p, long long i, float v) { p[i] = __float2bfloat16_rn(v); }
 
 // block_sum returns the sum of v over the block to every thread. sh holds 32
 // doubles; the block is a multiple of 32 threads.
@@ -102,11 +109,14 @@ extern "C" __global__ void layer_norm_f32(float *y, const float *x, const float 
 // softmax_f32: softmax of each row of n elements. When q0 >= 0, row r keeps only
 // its first min(n, q0 + r%qrows + 1) elements (a causal mask for a block of
 // qrows queries starting at query q0) and the rest are set to 0. Grid: rows.
-extern "C" __global__ void softmax_f32(float *y, const float *x, long long n, int q0, int qrows) {
+// softmax_f32_f16 and softmax_f32_bf16 write the probabilities rounded to F16
+// or BF16 (the P operand of mixed-precision attention's second GEMM).
+template <typename T>
+__device__ void softmax_rows(T *y, const float *x, long long n, int q0, int qrows) {
     __shared__ double sh[32];
     __shared__ float shf[32];
     const float *xs = x + (long long)blockIdx.x * n;
-    float *ys = y + (long long)blockIdx.x * n;
+    T *ys = y + (long long)blockIdx.x * n;
     long long valid = n;
     if (q0 >= 0) {
         long long v = (long long)q0 + blockIdx.x % qrows + 1;
@@ -118,8 +128,11 @@ extern "C" __global__ void softmax_f32(float *y, const float *x, long long n, in
     float s = 0.0f;
     for (long long i = threadIdx.x; i < valid; i += blockDim.x) s += expf(xs[i] - mx);
     float inv = (float)(1.0 / block_sum((double)s, sh));
-    for (long long i = threadIdx.x; i < n; i += blockDim.x) ys[i] = i < valid ? expf(xs[i] - mx) * inv : 0.0f;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) store(ys, i, i < valid ? expf(xs[i] - mx) * inv : 0.0f);
 }
+extern "C" __global__ void softmax_f32(float *y, const float *x, long long n, int q0, int qrows) { softmax_rows(y, x, n, q0, qrows); }
+extern "C" __global__ void softmax_f32_f16(__half *y, const float *x, long long n, int q0, int qrows) { softmax_rows(y, x, n, q0, qrows); }
+extern "C" __global__ void softmax_f32_bf16(__nv_bfloat16 *y, const float *x, long long n, int q0, int qrows) { softmax_rows(y, x, n, q0, qrows); }
 
 // moments_f32: mean and population variance of each row of n > 0 elements. Grid: rows.
 extern "C" __global__ void moments_f32(float *mean, float *var, const float *x, long long n) {

@@ -75,6 +75,8 @@ var launchedKernels = []string{
 	"gemm_f32_f32", "gemm_f32_f16", "gemm_f32_bf16", "gemm_f16_f32", "gemm_f16_f16", "gemm_f16_bf16",
 	"gemm_bf16_f32", "gemm_bf16_f16", "gemm_bf16_bf16",
 	"conv2d_f32", "conv2d_f16", "conv2d_bf16", "flash_attn_f32",
+	"softmax_f32_f16", "softmax_f32_bf16", "im2col_f32", "im2col_f16", "im2col_bf16",
+	"cast_f32_f16", "cast_f32_bf16", "cast_f16_f32", "cast_bf16_f32", "cast_f16_bf16", "cast_bf16_f16",
 }
 
 func TestKernelsEmbedded(t *testing.T) {
@@ -134,6 +136,11 @@ func TestKernelSignatures(t *testing.T) {
 		{"gemm_f16_f32", 17, nil},
 		{"conv2d_f16", 15, nil},
 		{"flash_attn_f32", 24, nil},
+		{"softmax_f32_f16", 5, nil},
+		{"softmax_f32_bf16", 5, nil},
+		{"im2col_f16", 13, nil},
+		{"im2col_f32", 13, nil},
+		{"cast_f32_bf16", 3, nil},
 	} {
 		n, st := ptxParams(t, c.name)
 		if n != c.params || strings.Join(st, ",") != strings.Join(c.structs, ",") {

@@ -5,7 +5,8 @@
 # SDGO_EMU_LIB, allocates "device" memory in host memory and launches the
 # emulated kernels. This checks the kernels' logic and the Go side (argument
 # packing, strides, offsets, temporaries) against the CPU backend; it cannot
-# check cuBLAS (turned off), performance, or what differs on real hardware
+# check the real cuBLAS (a host GEMM, refGemm in cublasref_test.go, stands in
+# for it and checks each call's arguments), performance, or what differs on real hardware
 # (shared-memory and register limits, timing). Slow: about 7 minutes for all.
 #
 # Needs: g++ 11+ (C++20), python3, cuda_fp16.h/cuda_bf16.h (the CUDA toolkit's
@@ -32,5 +33,5 @@ done
 ${CXX:-g++} -std=c++20 -O2 -fPIC -pthread -I"$here" -I"$out" -I"$inc" -c "$here/emu_lib.cpp" -o "$out/emu_lib.o"
 ${CXX:-g++} -shared -pthread -o "$out/libemu.so" "$out"/*.o
 cd "$pkg"
-SDGO_EMU_LIB="$out/libemu.so" SDGO_CUBLAS=off SDGO_CUDA_REQUIRE=1 \
+SDGO_EMU_LIB="$out/libemu.so" SDGO_CUDA_REQUIRE=1 \
 	go test -count=1 -timeout 30m -v -run "${1:-GPU}" . 2>&1 | grep -Ev '^=== (RUN|PAUSE|CONT)'
