@@ -405,6 +405,7 @@ func (r *run) encodePrompts(p *Pipeline) error {
 // with the generator (diffusers' latent_dist.sample(generator)), times the
 // scaling factor.
 func (r *run) encodeImage(p *Pipeline, pixels []float32) ([]float32, error) {
+	defer p.upcastVAE()()
 	x, err := tensor.FromFloat32(p.backend, pixels, 1, 3, r.height, r.width)
 	if err != nil {
 		return nil, err
@@ -631,6 +632,7 @@ func (r *run) blendKnown(i int) error {
 }
 
 func (r *run) decode(p *Pipeline) ([]*image.NRGBA, error) {
+	defer p.upcastVAE()()
 	sf, shift := float32(p.Model.VAE.ScalingFactor), float32(p.Model.VAE.ShiftFactor)
 	z := make([]float32, len(r.latents))
 	for i, v := range r.latents {

@@ -267,6 +267,16 @@ func (p *Pipeline) Close() error {
 	return err
 }
 
+// upcastVAE runs the VAE in full precision on a backend in a reduced-precision
+// mode when its config asks for it (force_upcast: the SDXL VAE overflows
+// F16), as diffusers does; call the result when the VAE is done.
+func (p *Pipeline) upcastVAE() (restore func()) {
+	if !p.Model.VAE.ForceUpcast {
+		return func() {}
+	}
+	return tensor.FullPrecision(p.backend)
+}
+
 // evictAfter drops the weights of a network whose part of the generation is
 // done, when the pipeline offloads (Options.Offload).
 func (p *Pipeline) evictAfter(params ...*weights.Tracked) {

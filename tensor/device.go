@@ -74,3 +74,16 @@ func OpenDevice(name string) (Backend, error) {
 	}
 	return b, nil
 }
+
+// FullPrecision switches off b's reduced-precision mode, if it has one, until
+// restore is called: a backend whose matrix products can run in F16 or BF16
+// (the CUDA backend's mixed precision) implements
+// interface{ FullPrecision() (restore func()) }. The pipelines run a VAE whose
+// config sets force_upcast this way (the SDXL VAE overflows F16), as diffusers
+// upcasts it to float32. On other backends restore does nothing.
+func FullPrecision(b Backend) (restore func()) {
+	if f, ok := b.(interface{ FullPrecision() func() }); ok {
+		return f.FullPrecision()
+	}
+	return func() {}
+}

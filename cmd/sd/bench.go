@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/sdgo/sdgo/internal/bench"
+	"github.com/sdgo/sdgo/tensor"
 )
 
 func init() {
@@ -23,7 +26,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&s.Batch, "batch", 1, "batch size")
 	fs.IntVar(&s.Steps, "steps", 20, "denoising steps (pipeline)")
 	fs.IntVar(&s.Iters, "iters", 3, "timed calls after one warm-up call (a pipeline has no warm-up)")
-	fs.StringVar(&s.Device, "device", "cpu", "where to run: cpu")
+	fs.StringVar(&s.Device, "device", "cpu", "where to run: cpu, cuda or cuda:N")
+	var precision string
+	fs.StringVar(&precision, "precision", "", precisionUsage)
 	fs.BoolVar(&jsonOut, "json", false, "print one JSON object")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -41,7 +46,17 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	// The first run of a component writes its synthetic checkpoint (1.7 GB for
 	// the SD 1.5 UNet), which later runs map in place.
 	e.log.Debug("synthetic checkpoints", "dir", bench.CacheDir())
+	if err := checkDevice(s.Device); err != nil {
+		return err
+	}
+	if err := checkPrecision(s.Device, precision); err != nil {
+		return err
+	}
+	s.Open = func(d string) (tensor.Backend, error) { return openDevice(d, precision) }
 	r, err := bench.Run(ctx, s)
+	if kind, _, _ := strings.Cut(s.Device, ":"); kind != "cpu" && kind != "" {
+		r.Device += " " + cmp.Or(precision, "fp16") // the precision it ran in
+	}
 	if err != nil {
 		return err
 	}

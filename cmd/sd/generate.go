@@ -113,6 +113,7 @@ type generateFlags struct {
 	karras                                bool
 	timestepSpacing                       string
 	initImage, mask, out, device          string
+	precision                             string
 	vaeTiling                             string
 	originalSize, targetSize              sizeFlag
 	crop                                  cropFlag
@@ -225,6 +226,7 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	fs.Var(&f.crop, "crop-top-left", "SDXL crop conditioning: Y,X")
 	fs.IntVar(&f.batch, "batch", 1, "images to generate")
 	fs.StringVar(&f.device, "device", "cpu", "where to run: cpu, cuda or cuda:N")
+	fs.StringVar(&f.precision, "precision", "", precisionUsage)
 	fs.BoolVar(&f.offload, "offload", true, "drop each network's weights from memory once its stage is done, as stable-diffusion.cpp does (--offload=false keeps them)")
 	fs.BoolVar(&f.plainPrompt, "plain-prompt", false, "diffusers' prompt handling: no weighting syntax, truncated to 77 tokens")
 	fs.StringVar(&f.out, "out", "out.png", "output PNG (numbered when --batch > 1)")
@@ -262,7 +264,7 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	start := time.Now()
-	backend, err := openDevice(f.device)
+	backend, err := openDevice(f.device, f.precision)
 	if err != nil {
 		return err
 	}
@@ -355,6 +357,9 @@ func (f *generateFlags) request() (diffusion.Request, uint64, error) {
 		return req, 0, fmt.Errorf("%w: --prompt is required", errUsage)
 	}
 	if err := checkDevice(f.device); err != nil {
+		return req, 0, err
+	}
+	if err := checkPrecision(f.device, f.precision); err != nil {
 		return req, 0, err
 	}
 	if f.width%8 != 0 || f.height%8 != 0 || f.width < 0 || f.height < 0 {

@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -139,7 +140,9 @@ func TestGenerateBadInput(t *testing.T) {
 		{[]string{"--model", model, "--prompt", "x", "--mask", "m.png"}, "--mask needs --init-image"},
 		{[]string{"--model", model, "--prompt", "x", "--seed", "-3"}, "--seed"},
 		{[]string{"--model", model, "--prompt", "x", "--rng", "quantum"}, "unknown generator"},
-		{[]string{"--model", model, "--prompt", "x", "--device", "metal"}, "--device metal"},
+		{[]string{"--model", model, "--prompt", "x", "--device", "tpu"}, `unknown device "tpu"`},
+		{[]string{"--model", model, "--prompt", "x", "--precision", "fp16"}, "the cpu computes in fp32"},
+		{[]string{"--model", model, "--prompt", "x", "--device", "cuda", "--precision", "fp8"}, `unknown precision "fp8"`},
 		{[]string{"--model", model, "--prompt", "x", "--out", "/nonexistent/dir/x.png"}, "cannot write /nonexistent/dir/x.png"},
 		{[]string{"--model", model, "--prompt", "x", "--scheduler", "nope", "--out", filepath.Join(t.TempDir(), "o.png")}, "nope"},
 		{[]string{"--model", model, "--prompt", "x", "--init-image", "/nonexistent.png"}, "nonexistent.png"},
@@ -148,6 +151,12 @@ func TestGenerateBadInput(t *testing.T) {
 		status, _, stderr := sd(t, append([]string{"generate"}, c.args...)...)
 		require.NotEqual(t, 0, status, "%v", c.args)
 		require.Contains(t, stderr, c.want, "%v", c.args)
+	}
+	// Off macOS, --device metal says that Metal needs it.
+	if runtime.GOOS != "darwin" {
+		status, _, stderr := sd(t, "generate", "--model", model, "--prompt", "x", "--device", "metal", "--out", filepath.Join(t.TempDir(), "o.png"))
+		require.Equal(t, 1, status)
+		require.Contains(t, stderr, "Metal needs macOS")
 	}
 	// Without an NVIDIA GPU, --device cuda fails at once and says why.
 	if b, err := tensor.OpenDevice("cuda"); err == nil {

@@ -49,6 +49,7 @@ func (b *byteSize) Set(s string) error {
 
 type serveFlags struct {
 	model, config, predictionType, device string
+	precision                             string
 	addr, apiKey, orchestrator            string
 	workerID, advertise                   string
 	queue, concurrency                    int
@@ -69,6 +70,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.config, "config", "", "a diffusers folder giving a single file's architecture")
 	fs.StringVar(&f.predictionType, "prediction-type", "", "what the model predicts: epsilon, v_prediction or sample (for SD 2.x single files)")
 	fs.StringVar(&f.device, "device", "cpu", "where to run: cpu, cuda or cuda:N")
+	fs.StringVar(&f.precision, "precision", "", precisionUsage)
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:7860", "address to listen on (host:port; port 0 picks one)")
 	fs.StringVar(&f.apiKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' on every endpoint but /health (default: $SD_API_KEY)")
 	fs.IntVar(&f.queue, "queue", 16, "jobs that may wait to run; more are refused with 429")
@@ -150,6 +152,8 @@ func (f *serveFlags) check(fs *flag.FlagSet) error {
 		return usage("--model is required")
 	case checkDevice(f.device) != nil:
 		return checkDevice(f.device)
+	case checkPrecision(f.device, f.precision) != nil:
+		return checkPrecision(f.device, f.precision)
 	case f.queue < 1 || f.concurrency < 1 || f.maxFinished < 1:
 		return usage("--queue, --concurrency and --max-finished must be at least 1")
 	case f.jobTimeout <= 0 || f.drainTimeout <= 0 || f.heartbeat <= 0 || f.keepFinished <= 0:
@@ -189,7 +193,7 @@ func (f *serveFlags) loader(e *env) func(ctx context.Context) (serve.Engine, err
 		}
 		var pipes []*diffusion.Pipeline
 		for i := range f.concurrency {
-			backend, err := openDevice(f.device)
+			backend, err := openDevice(f.device, f.precision)
 			if err != nil {
 				for _, q := range pipes {
 					q.Close()

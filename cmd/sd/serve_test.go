@@ -151,7 +151,8 @@ func TestServeCommand(t *testing.T) {
 func TestServeFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{},
-		{"--model", "m", "--device", "metal"},
+		{"--model", "m", "--device", "tpu"},
+		{"--model", "m", "--device", "cuda", "--precision", "fp8"},
 		{"--model", "m", "--queue", "0"},
 		{"--model", "m", "--orchestrator", "ftp://x"},
 		{"--model", "m", "--max-body", "lots"},

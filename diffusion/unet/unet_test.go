@@ -119,7 +119,7 @@ func loadSD15(t *testing.T, mutate func(*Config)) (*Model, error) {
 	src, err := weights.OpenSafetensors(filepath.Join(dir, "diffusion_pytorch_model.safetensors"))
 	require.NoError(t, err)
 	t.Cleanup(func() { src.Close() })
-	return Load(weights.Params(src, fixture.Backend(t)), cfg, Options{})
+	return Load(weights.Params(src, tensor.NewCPU()), cfg, Options{})
 }
 
 func TestUNetRejectsMismatches(t *testing.T) {
@@ -150,10 +150,13 @@ func TestUNetRejectsMismatches(t *testing.T) {
 // skip-size path; the output keeps the input's size, and a batch item's result
 // does not depend on the other items of the batch.
 func TestUNetOddLatentSizes(t *testing.T) {
+	// On the CPU, where a batch item's arithmetic is the same whatever the
+	// batch: a GPU library may pick another algorithm (another rounding order)
+	// for another batch size, which the tiny model's 1x1 level amplifies.
 	m, err := loadSD15(t, nil)
 	require.NoError(t, err)
 	defer m.Release()
-	cpu := fixture.Backend(t)
+	cpu := tensor.NewCPU()
 	for _, hw := range [][2]int{{9, 7}, {5, 12}, {3, 3}} {
 		h, w := hw[0], hw[1]
 		n := 4 * h * w

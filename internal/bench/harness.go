@@ -30,6 +30,9 @@ type Spec struct {
 	// Device names the backend, as tensor.OpenDevice takes it ("cpu",
 	// "cuda:0"); devices other than the CPU need their package imported.
 	Device string
+	// Open, when set, opens Device instead of tensor.OpenDevice (to set a
+	// device's precision, say).
+	Open func(device string) (tensor.Backend, error) `json:"-"`
 }
 
 // Report is a benchmark's result, in the JSON form `sd bench --json` prints
@@ -111,7 +114,11 @@ type built struct {
 // checkpoint in CacheDir and used in place from its mapping, as real weights
 // are.
 func build(s Spec) (built, error) {
-	dev, err := tensor.OpenDevice(s.Device)
+	open := s.Open
+	if open == nil {
+		open = tensor.OpenDevice
+	}
+	dev, err := open(s.Device)
 	if err != nil {
 		return built{}, fmt.Errorf("bench: %w", err)
 	}
