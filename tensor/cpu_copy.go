@@ -22,12 +22,13 @@ type scratch struct {
 	u16 [convChunk]uint16
 }
 
-// coalesce drops the dimensions of size 1 from shape and merges each dimension
+// Coalesce drops the dimensions of size 1 from shape and merges each dimension
 // into its outer neighbour where every operand's strides allow it, so that a
 // contiguous tensor becomes one run and a broadcast or transposed one keeps only
 // the dimensions that matter. The result has rank ≥ 1. shape must not be empty of
-// elements.
-func coalesce(shape []int, strides ...[]int) ([]int, [][]int) {
+// elements. Device backends use it to index as few dimensions as their kernels
+// need; the row-major order of the index space is kept.
+func Coalesce(shape []int, strides ...[]int) ([]int, [][]int) {
 	sh := make([]int, 0, len(shape))
 	st := make([][]int, len(strides))
 	for k := range st {
@@ -286,7 +287,7 @@ func copyInto(d *CPUStorage, doff int, ds []int, s *CPUStorage, soff int, ss []i
 	if numel(shape) == 0 {
 		return
 	}
-	sh, st := coalesce(shape, ds, ss)
+	sh, st := Coalesce(shape, ds, ss)
 	last := len(sh) - 1
 	dInner, sInner := st[0][last], st[1][last]
 	if d.dt == s.dt && dInner == 1 && sInner != 1 && sh[last] >= tile && (sInner*d.dt.Size())%512 == 0 {
@@ -405,7 +406,7 @@ func (c *CPU) Copy(dst, src *Tensor) error {
 	if numel(dst.shape) != numel(src.shape) || !dst.IsContiguous() {
 		return shapeErr("Copy", "%v (contiguous: %v) from %v", dst, dst.IsContiguous(), src)
 	}
-	copyInto(ss[0], dst.offset, contiguousStrides(src.shape), ss[1], src.offset, src.strides, src.shape)
+	copyInto(ss[0], dst.offset, ContiguousStrides(src.shape), ss[1], src.offset, src.strides, src.shape)
 	return nil
 }
 
@@ -418,7 +419,7 @@ func (c *CPU) Concat(dst *Tensor, xs []*Tensor, axis int) error {
 	if err != nil {
 		return err
 	}
-	dstStrides := contiguousStrides(dst.shape)
+	dstStrides := ContiguousStrides(dst.shape)
 	at := 0
 	for i, x := range xs {
 		copyInto(ss[0], dst.offset+at*dstStrides[axis], dstStrides, ss[i+1], x.offset, x.strides, x.shape)

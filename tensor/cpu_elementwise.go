@@ -96,7 +96,7 @@ func (c *CPU) Binary(dst, a, b *Tensor, op BinaryOp) error {
 		})
 		return nil
 	}
-	sh, st := coalesce(dst.shape, contiguousStrides(dst.shape), a.strides, b.strides)
+	sh, st := Coalesce(dst.shape, ContiguousStrides(dst.shape), a.strides, b.strides)
 	last := len(sh) - 1
 	as, bs := st[1][last], st[2][last]
 	forEachRun(sh, st, []int{dst.offset, a.offset, b.offset}, func(off []int, n int, _ *scratch) {

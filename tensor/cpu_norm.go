@@ -57,7 +57,7 @@ func paramF32(p *Tensor, s *CPUStorage) []float32 {
 	}
 	out := make([]float32, n)
 	d := &CPUStorage{cpu: s.cpu, dt: F32, F32: out}
-	copyInto(d, 0, contiguousStrides(p.shape), s, p.offset, p.strides, p.shape)
+	copyInto(d, 0, ContiguousStrides(p.shape), s, p.offset, p.strides, p.shape)
 	return out
 }
 

@@ -127,7 +127,7 @@ func matmulInto(out, a, b, bias *Tensor, batch []int) error {
 	}
 	defer b3.Release()
 	shape := []int{a3.shape[0], a3.shape[1], b3.shape[2]}
-	o3 := out.view(shape, contiguousStrides(shape), out.offset)
+	o3 := out.view(shape, ContiguousStrides(shape), out.offset)
 	defer o3.Release()
 	return out.Backend().MatMul(o3, a3, b3, bias, 1)
 }

@@ -105,7 +105,9 @@ func numel(shape []int) int {
 	return n
 }
 
-func contiguousStrides(shape []int) []int {
+// ContiguousStrides returns the row-major strides, in elements, of a contiguous
+// tensor of the given shape.
+func ContiguousStrides(shape []int) []int {
 	st := make([]int, len(shape))
 	s := 1
 	for i := len(shape) - 1; i >= 0; i-- {
@@ -153,7 +155,7 @@ func New(b Backend, dt DType, shape ...int) (*Tensor, error) {
 func wrap(s Storage, shape []int) *Tensor {
 	buf := &buffer{s: s}
 	buf.refs.Store(1)
-	return &Tensor{buf: buf, dtype: s.DType(), shape: shape, strides: contiguousStrides(shape)}
+	return &Tensor{buf: buf, dtype: s.DType(), shape: shape, strides: ContiguousStrides(shape)}
 }
 
 // Zeros allocates a tensor filled with zeros.
@@ -250,7 +252,7 @@ func (t *Tensor) view(shape, strides []int, offset int) *Tensor {
 // Contiguous returns t itself if it is contiguous (as a new view) or a contiguous copy.
 func (t *Tensor) Contiguous() (*Tensor, error) {
 	if t.IsContiguous() {
-		return t.view(slices.Clone(t.shape), contiguousStrides(t.shape), t.offset), nil
+		return t.view(slices.Clone(t.shape), ContiguousStrides(t.shape), t.offset), nil
 	}
 	return t.To(t.dtype)
 }

@@ -46,7 +46,7 @@ func (t *Tensor) Reshape(shape ...int) (*Tensor, error) {
 		return nil, err
 	}
 	defer c.Release()
-	return c.view(shape, contiguousStrides(shape), c.offset), nil
+	return c.view(shape, ContiguousStrides(shape), c.offset), nil
 }
 
 // reshapeStrides finds strides that view (shape, strides) as newShape without a

@@ -93,7 +93,7 @@ func (b *Backend) Copy(dst, src *tensor.Tensor) error {
 			return err
 		}
 		shape := src.Shape()
-		return r.copy(dp, dst.DType(), contiguousStrides(shape), sp, src.DType(), src.Strides(), shape)
+		return r.copy(dp, dst.DType(), tensor.ContiguousStrides(shape), sp, src.DType(), src.Strides(), shape)
 	})
 }
 
@@ -152,7 +152,7 @@ func (b *Backend) Binary(dst, x, y *tensor.Tensor, op tensor.BinaryOp) error {
 		operand := func(t *tensor.Tensor) (uint64, []int, error) {
 			if t.DType() != tensor.F32 {
 				p, err := r.f32(t)
-				return p, contiguousStrides(t.Shape()), err
+				return p, tensor.ContiguousStrides(t.Shape()), err
 			}
 			p, err := r.ptr(t)
 			return p, t.Strides(), err
@@ -166,7 +166,7 @@ func (b *Backend) Binary(dst, x, y *tensor.Tensor, op tensor.BinaryOp) error {
 			return err
 		}
 		shape := dst.Shape()
-		sh, st := coalesce(shape, contiguousStrides(shape), sa, sb)
+		sh, st := tensor.Coalesce(shape, tensor.ContiguousStrides(shape), sa, sb)
 		if len(sh) == 1 && st[1][0] == 1 && st[2][0] == 1 {
 			return r.launch1D("binary_contig_f32", n, newArgs().Ptr(d).Ptr(pa).Ptr(pb).I64(n).I32(int(op)))
 		}
@@ -346,7 +346,7 @@ func (b *Backend) Concat(dst *tensor.Tensor, xs []*tensor.Tensor, axis int) erro
 		if err != nil {
 			return err
 		}
-		ds := contiguousStrides(dst.Shape())
+		ds := tensor.ContiguousStrides(dst.Shape())
 		if axis < 0 || axis >= len(ds) {
 			return fmt.Errorf("%w: axis %d of %v", tensor.ErrRange, axis, dst)
 		}

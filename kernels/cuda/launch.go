@@ -72,7 +72,7 @@ func (r *run) as(t *tensor.Tensor, dt tensor.DType) (uint64, error) {
 		return 0, err
 	}
 	shape := t.Shape()
-	if err := r.copy(q, dt, contiguousStrides(shape), p, t.DType(), t.Strides(), shape); err != nil {
+	if err := r.copy(q, dt, tensor.ContiguousStrides(shape), p, t.DType(), t.Strides(), shape); err != nil {
 		return 0, err
 	}
 	return q, nil
@@ -127,7 +127,7 @@ func (r *run) copy(dst uint64, ddt tensor.DType, ds []int, src uint64, sdt tenso
 		return nil
 	}
 	name := copyKernel(ddt, sdt)
-	sh, st := coalesce(shape, ds, ss)
+	sh, st := tensor.Coalesce(shape, ds, ss)
 	if len(sh) == 1 && st[0][0] == 1 && st[1][0] == 1 && ddt != sdt {
 		// Contiguous conversion: no index arithmetic.
 		n := sh[0]
@@ -146,60 +146,6 @@ func numel(shape []int) int {
 		n *= d
 	}
 	return n
-}
-
-func contiguousStrides(shape []int) []int {
-	st := make([]int, len(shape))
-	s := 1
-	for i := len(shape) - 1; i >= 0; i-- {
-		st[i] = s
-		s *= shape[i]
-	}
-	return st
-}
-
-// coalesce drops the dimensions of size 1 and merges each dimension into its
-// outer neighbour where every operand's strides allow, so that the kernels index
-// as few dimensions as possible; the row-major order of the index space is
-// kept. The result has rank ≥ 1. (As tensor's CPU backend does.)
-func coalesce(shape []int, strides ...[]int) ([]int, [][]int) {
-	sh := make([]int, 0, len(shape))
-	st := make([][]int, len(strides))
-	for k := range st {
-		st[k] = make([]int, 0, len(shape))
-	}
-	for i, d := range shape {
-		if d == 1 {
-			continue
-		}
-		if last := len(sh) - 1; last >= 0 {
-			merge := true
-			for k := range strides {
-				if st[k][last] != strides[k][i]*d {
-					merge = false
-					break
-				}
-			}
-			if merge {
-				sh[last] *= d
-				for k := range strides {
-					st[k][last] = strides[k][i]
-				}
-				continue
-			}
-		}
-		sh = append(sh, d)
-		for k := range strides {
-			st[k] = append(st[k], strides[k][i])
-		}
-	}
-	if len(sh) == 0 {
-		sh = append(sh, 1)
-		for k := range st {
-			st[k] = append(st[k], 0)
-		}
-	}
-	return sh, st
 }
 
 // forDims calls fn with the dims of the index space shape (operand k's strides

@@ -126,7 +126,7 @@ func (r *run) gemmOperand(nb, rows, cols int, p uint64, sdt tensor.DType, sr, sc
 		return matOperand{}, err
 	}
 	shape := []int{items, rows, cols}
-	if err := r.copy(q, dt, contiguousStrides(shape), p, sdt, []int{sb, sr, sc}, shape); err != nil {
+	if err := r.copy(q, dt, tensor.ContiguousStrides(shape), p, sdt, []int{sb, sr, sc}, shape); err != nil {
 		return matOperand{}, err
 	}
 	bs := rows * cols
@@ -305,7 +305,7 @@ func (r *run) convGemm(d, px uint64, w, bias *tensor.Tensor, dt tensor.DType, nI
 			return err
 		}
 		shape := []int{nImg, oc, pixels}
-		if err := r.copy(d, tensor.F32, contiguousStrides(shape), pb, bias.DType(), []int{0, bias.Strides()[0], 0}, shape); err != nil {
+		if err := r.copy(d, tensor.F32, tensor.ContiguousStrides(shape), pb, bias.DType(), []int{0, bias.Strides()[0], 0}, shape); err != nil {
 			return err
 		}
 		beta = 1
@@ -363,7 +363,7 @@ func (r *run) attnF32(t *tensor.Tensor) (attnOperand, error) {
 		return attnOperand{p, st[0], st[1], st[2], 1}, err
 	}
 	p, err := r.f32(t)
-	cs := contiguousStrides(sh)
+	cs := tensor.ContiguousStrides(sh)
 	return attnOperand{p, cs[0], cs[1], cs[2], 1}, err
 }
 

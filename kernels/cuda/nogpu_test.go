@@ -359,17 +359,17 @@ func TestGemmLayout(t *testing.T) {
 
 func TestCoalesceAndSplit(t *testing.T) {
 	// A transposed [2,3,4] view and a contiguous destination.
-	sh, st := coalesce([]int{2, 3, 4}, []int{12, 4, 1}, []int{1, 8, 2})
+	sh, st := tensor.Coalesce([]int{2, 3, 4}, []int{12, 4, 1}, []int{1, 8, 2})
 	if !reflect.DeepEqual(sh, []int{2, 12}) || !reflect.DeepEqual(st[0], []int{12, 1}) || !reflect.DeepEqual(st[1], []int{1, 2}) {
 		t.Errorf("coalesce %v %v", sh, st)
 	}
-	sh, st = coalesce([]int{2, 1, 3, 4}, []int{12, 12, 4, 1}, []int{12, 0, 4, 1})
+	sh, st = tensor.Coalesce([]int{2, 1, 3, 4}, []int{12, 12, 4, 1}, []int{12, 0, 4, 1})
 	if !reflect.DeepEqual(sh, []int{24}) || st[0][0] != 1 || st[1][0] != 1 {
 		t.Errorf("contiguous coalesce %v %v", sh, st)
 	}
 	// Rank 8 splits into launches of rank 6 whose offsets cover every element once.
 	shape := []int{2, 3, 2, 2, 2, 2, 2, 3}
-	strides := contiguousStrides(shape)
+	strides := tensor.ContiguousStrides(shape)
 	rev := make([]int, len(shape)) // a reversed-order view: no dimension merges
 	s := 1
 	for i := range shape {

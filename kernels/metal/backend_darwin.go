@@ -121,7 +121,7 @@ func (e *encoder) copy(dst operand, ddt tensor.DType, ds []int, src operand, sdt
 	if n == 0 {
 		return nil
 	}
-	sh, st := coalesce(shape, ds, ss)
+	sh, st := tensor.Coalesce(shape, ds, ss)
 	if len(sh) > maxRank {
 		return fmt.Errorf("%w: a copy of %d dimensions that do not merge (at most %d)", ErrUnsupported, len(sh), maxRank)
 	}
@@ -145,7 +145,7 @@ func (e *encoder) contiguous(b *Backend, t *tensor.Tensor, dt tensor.DType) (ope
 		return operand{}, err
 	}
 	c := operand{tmp, 0}
-	return c, e.copy(c, dt, contiguousStrides(shape), o, t.DType(), t.Strides(), shape)
+	return c, e.copy(c, dt, tensor.ContiguousStrides(shape), o, t.DType(), t.Strides(), shape)
 }
 
 // f32 returns t as a contiguous F32 operand.
@@ -201,7 +201,7 @@ func (b *Backend) Copy(dst, src *tensor.Tensor) error {
 			return err
 		}
 		shape := src.Shape()
-		return e.copy(d, dst.DType(), contiguousStrides(shape), s, src.DType(), src.Strides(), shape)
+		return e.copy(d, dst.DType(), tensor.ContiguousStrides(shape), s, src.DType(), src.Strides(), shape)
 	})
 }
 
@@ -272,7 +272,7 @@ func (b *Backend) Binary(dst, x, y *tensor.Tensor, op tensor.BinaryOp) error {
 			return err
 		}
 		shape := dst.Shape()
-		sh, st := coalesce(shape, x.Strides(), y.Strides())
+		sh, st := tensor.Coalesce(shape, x.Strides(), y.Strides())
 		if len(sh) > maxRank {
 			return fmt.Errorf("%w: %d dimensions that do not merge (at most %d)", ErrUnsupported, len(sh), maxRank)
 		}
@@ -583,7 +583,7 @@ func (b *Backend) Attention(dst, q, k, v *tensor.Tensor, ap tensor.AttentionPara
 				if o, err = e.contiguous(b, t, t.DType()); err != nil {
 					return err
 				}
-				st = contiguousStrides(t.Shape())
+				st = tensor.ContiguousStrides(t.Shape())
 			}
 			p.i(int(t.DType()), o.off, st[0], st[1], st[2])
 			bufs = append(bufs, o.buf)
@@ -608,7 +608,7 @@ func (b *Backend) Concat(dst *tensor.Tensor, xs []*tensor.Tensor, axis int) erro
 		if err != nil {
 			return err
 		}
-		ds := contiguousStrides(dst.Shape())
+		ds := tensor.ContiguousStrides(dst.Shape())
 		if axis < 0 || axis >= len(ds) {
 			return fmt.Errorf("%w: axis %d of %v", tensor.ErrRange, axis, dst)
 		}

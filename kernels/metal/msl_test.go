@@ -367,9 +367,9 @@ func TestCoalesce(t *testing.T) {
 		{[]int{2, 1, 4}, [][]int{{4, 4, 1}, {0, 0, 1}}, []int{2, 4}, [][]int{{4, 1}, {0, 1}}},
 		{[]int{1, 1}, [][]int{{1, 1}}, []int{1}, [][]int{{0}}},
 	} {
-		sh, st := coalesce(c.shape, c.st...)
+		sh, st := tensor.Coalesce(c.shape, c.st...)
 		if fmt.Sprint(sh, st) != fmt.Sprint(c.wantSh, c.wantSt) {
-			t.Errorf("coalesce(%v, %v) = %v, %v; want %v, %v", c.shape, c.st, sh, st, c.wantSh, c.wantSt)
+			t.Errorf("tensor.Coalesce(%v, %v) = %v, %v; want %v, %v", c.shape, c.st, sh, st, c.wantSh, c.wantSt)
 		}
 	}
 }

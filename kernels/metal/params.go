@@ -71,61 +71,6 @@ func dtypeCode(t *tensor.Tensor) int {
 	return int(t.DType())
 }
 
-// coalesce drops the dimensions of size 1 from shape and merges each dimension
-// into its outer neighbour where every operand's strides allow it, so that a
-// contiguous copy becomes one run of n elements and only the dimensions that
-// matter remain. The result has rank ≥ 1.
-func coalesce(shape []int, strides ...[]int) ([]int, [][]int) {
-	sh := make([]int, 0, len(shape))
-	st := make([][]int, len(strides))
-	for k := range st {
-		st[k] = make([]int, 0, len(shape))
-	}
-	for i, d := range shape {
-		if d == 1 {
-			continue
-		}
-		if last := len(sh) - 1; last >= 0 {
-			merge := true
-			for k := range strides {
-				if st[k][last] != strides[k][i]*d {
-					merge = false
-					break
-				}
-			}
-			if merge {
-				sh[last] *= d
-				for k := range strides {
-					st[k][last] = strides[k][i]
-				}
-				continue
-			}
-		}
-		sh = append(sh, d)
-		for k := range strides {
-			st[k] = append(st[k], strides[k][i])
-		}
-	}
-	if len(sh) == 0 {
-		sh = append(sh, 1)
-		for k := range st {
-			st[k] = append(st[k], 0)
-		}
-	}
-	return sh, st
-}
-
-// contiguousStrides returns the row-major strides of shape.
-func contiguousStrides(shape []int) []int {
-	st := make([]int, len(shape))
-	s := 1
-	for i := len(shape) - 1; i >= 0; i-- {
-		st[i] = s
-		s *= shape[i]
-	}
-	return st
-}
-
 func numel(shape []int) int {
 	n := 1
 	for _, d := range shape {
