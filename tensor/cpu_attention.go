@@ -92,10 +92,10 @@ func (c *CPU) Attention(dst, q, k, v *Tensor, p AttentionParams) error {
 	if lk == 0 {
 		return shapeErr(op, "q %v, k %v: no keys", q, k)
 	}
-	_, _, okQ := gemmLayout(lq, d, q.strides[2], q.strides[3])
-	_, _, okK := gemmLayout(lk, d, k.strides[2], k.strides[3])
-	_, _, okV := gemmLayout(lk, dv, v.strides[2], v.strides[3])
-	_, transO, okO := gemmLayout(lq, dv, dst.strides[2], dst.strides[3])
+	_, _, okQ := GemmLayout(lq, d, q.strides[2], q.strides[3])
+	_, _, okK := GemmLayout(lk, d, k.strides[2], k.strides[3])
+	_, _, okV := GemmLayout(lk, dv, v.strides[2], v.strides[3])
+	_, transO, okO := GemmLayout(lq, dv, dst.strides[2], dst.strides[3])
 	if !okQ || !okK || !okV || !okO || transO {
 		return shapeErr(op, "q %v %v, k %v %v, v %v %v into %v %v: unsupported strides",
 			q, q.strides, k, k.strides, v, v.strides, dst, dst.strides)
@@ -159,26 +159,26 @@ type attnTask struct {
 
 // qOperand returns the block's queries, rows×d.
 func (a *attnTask) qOperand() asm.Operand {
-	ld, tr, _ := gemmLayout(a.rows, a.d, a.qsr, a.qsc)
+	ld, tr, _ := GemmLayout(a.rows, a.d, a.qsr, a.qsc)
 	return gemmOperandAt(a.q, a.qOff, ld, tr)
 }
 
 // kOperand returns kᵀ for keys [k0, k0+n), d×n: a transposed operand when the keys
 // are rows of the view.
 func (a *attnTask) kOperand(k0, n int) asm.Operand {
-	ld, tr, _ := gemmLayout(a.d, n, a.ksc, a.ksr)
+	ld, tr, _ := GemmLayout(a.d, n, a.ksc, a.ksr)
 	return gemmOperandAt(a.k, a.kOff+k0*a.ksr, ld, tr)
 }
 
 // vOperand returns the values of keys [k0, k0+n), n×dv.
 func (a *attnTask) vOperand(k0, n int) asm.Operand {
-	ld, tr, _ := gemmLayout(n, a.dv, a.vsr, a.vsc)
+	ld, tr, _ := GemmLayout(n, a.dv, a.vsr, a.vsc)
 	return gemmOperandAt(a.v, a.vOff+k0*a.vsr, ld, tr)
 }
 
 // output returns the block's dst rows and their stride.
 func (a *attnTask) output() ([]float32, int) {
-	ld, _, _ := gemmLayout(a.rows, a.dv, a.osr, a.osc)
+	ld, _, _ := GemmLayout(a.rows, a.dv, a.osr, a.osc)
 	return a.out[a.oOff:], ld
 }
 

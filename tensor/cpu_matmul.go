@@ -32,12 +32,13 @@ func gemmOperandAt(s *CPUStorage, off, stride int, trans bool) asm.Operand {
 	return o
 }
 
-// gemmLayout says how a rows×cols matrix with strides (sr, sc) is read by the GEMM:
+// GemmLayout says how a rows×cols matrix with strides (sr, sc) is read by a GEMM:
 // row-major with row stride Stride, or (trans) as the transpose of a row-major
 // cols×rows matrix. ok is false when neither stride is 1 (or the rows overlap), in
 // which case the matrix needs a contiguous copy. Strides of dimensions of size 1
-// do not matter.
-func gemmLayout(rows, cols, sr, sc int) (stride int, trans, ok bool) {
+// do not matter. Device backends use it so that every backend accepts the same
+// views.
+func GemmLayout(rows, cols, sr, sc int) (stride int, trans, ok bool) {
 	switch {
 	case rows == 0 || cols == 0:
 		return max(cols, 1), false, true
@@ -65,7 +66,7 @@ func gemmLayout(rows, cols, sr, sc int) (stride int, trans, ok bool) {
 // without a copy.
 func gemmReady(t *Tensor) bool {
 	r := len(t.shape)
-	_, _, ok := gemmLayout(t.shape[r-2], t.shape[r-1], t.strides[r-2], t.strides[r-1])
+	_, _, ok := GemmLayout(t.shape[r-2], t.shape[r-1], t.strides[r-2], t.strides[r-1])
 	return ok
 }
 
@@ -171,12 +172,12 @@ func (c *CPU) MatMul(dst, a, b, bias *Tensor, alpha float32) error {
 	if nb == 0 || m == 0 || n == 0 {
 		return nil
 	}
-	lda, transA, okA := gemmLayout(m, k, a.strides[1], a.strides[2])
-	ldb, transB, okB := gemmLayout(k, n, b.strides[1], b.strides[2])
+	lda, transA, okA := GemmLayout(m, k, a.strides[1], a.strides[2])
+	ldb, transB, okB := GemmLayout(k, n, b.strides[1], b.strides[2])
 	if !okA || !okB {
 		return shapeErr(op, "%v (strides %v) × %v (strides %v): the last two strides of each operand must include a 1", a, a.strides, b, b.strides)
 	}
-	ldc, transC, okC := gemmLayout(m, n, dst.strides[1], dst.strides[2])
+	ldc, transC, okC := GemmLayout(m, n, dst.strides[1], dst.strides[2])
 	if !okC || transC {
 		return shapeErr(op, "destination %v with strides %v: want rows with stride 1", dst, dst.strides)
 	}

@@ -141,7 +141,6 @@ func (r *shapeRecorder) Tensor(name string) (*tensor.Tensor, error) {
 }
 
 func (r *shapeRecorder) Synthesize(name string, shape []int) (*tensor.Tensor, error) {
-	sdt := map[tensor.DType]safetensors.DType{tensor.F32: safetensors.F32, tensor.F16: safetensors.F16, tensor.BF16: safetensors.BF16}[r.dt]
-	r.infos = append(r.infos, safetensors.Info{Name: name, DType: sdt, Shape: append([]int(nil), shape...)})
+	r.infos = append(r.infos, safetensors.Info{Name: name, DType: fileDType(r.dt), Shape: append([]int(nil), shape...)})
 	return tensor.NewLongLived(r.b, r.dt, shape...)
 }

@@ -1,7 +1,7 @@
 // Package bench holds what sdgo's benchmarks share: models of the real shapes
-// with synthetic weights made in memory (real weights cannot be downloaded where
-// the project is tested), peak-memory readings, and the timing harness behind
-// `sd bench` and the `go test -bench` benchmarks.
+// with synthetic weights, written once to a cached checkpoint (real weights
+// cannot be downloaded where the project is tested), peak-memory readings, and
+// the timing harness behind `sd bench` and the `go test -bench` benchmarks.
 package bench
 
 import (
@@ -10,8 +10,9 @@ import (
 	"math/rand/v2"
 	"strings"
 
+	"github.com/sdgo/sdgo/diffusion/safetensors"
+	"github.com/sdgo/sdgo/diffusion/weights"
 	"github.com/sdgo/sdgo/tensor"
-	"github.com/x448/float16"
 )
 
 // Synthetic is an nn.Params that makes every weight on demand with the shape
@@ -29,57 +30,23 @@ func (s *Synthetic) Tensor(name string) (*tensor.Tensor, error) {
 	return nil, fmt.Errorf("synthetic weights: %s requested without a shape", name)
 }
 
-// Synthesize makes the weight called name with the given shape.
+// Synthesize makes the weight called name with the given shape: the bytes a
+// synthetic checkpoint holds for it (File), loaded as weights.FromBytes loads a
+// checkpoint's.
 func (s *Synthetic) Synthesize(name string, shape []int) (*tensor.Tensor, error) {
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	value := s.values(name, shape)
-	dt := s.DType
-	if dt == 0 {
-		dt = tensor.F16
-	}
-	// On the CPU, written straight into a long-lived tensor, as the weights
-	// loader does, so that making a model holds no second copy of its weights.
-	t, err := tensor.NewLongLived(s.Backend, dt, shape...)
-	if err != nil {
-		return nil, err
-	}
-	cs, onCPU := t.Storage().(*tensor.CPUStorage)
-	if !onCPU {
-		cs = &tensor.CPUStorage{}
-		if dt == tensor.F32 {
-			cs.F32 = make([]float32, n)
-		} else {
-			cs.U16 = make([]uint16, n)
-		}
-	}
+	info := safetensors.Info{Name: name, DType: fileDType(s.DType), Shape: shape}
+	return weights.FromBytes(s.Backend, info.DType, shape, s.encode(info))
+}
+
+// fileDType is the safetensors dtype that stores dt (F16 for the zero DType).
+func fileDType(dt tensor.DType) safetensors.DType {
 	switch dt {
 	case tensor.F32:
-		for i := range cs.F32 {
-			cs.F32[i] = value()
-		}
+		return safetensors.F32
 	case tensor.BF16:
-		for i := range cs.U16 {
-			cs.U16[i] = uint16(math.Float32bits(value()) >> 16)
-		}
-	default:
-		for i := range cs.U16 {
-			cs.U16[i] = float16.Fromfloat32(value()).Bits()
-		}
+		return safetensors.BF16
 	}
-	if !onCPU {
-		var src any = cs.U16
-		if dt == tensor.F32 {
-			src = cs.F32
-		}
-		if err := s.Backend.Write(t.Storage(), src); err != nil {
-			t.Release()
-			return nil, err
-		}
-	}
-	return t, nil
+	return safetensors.F16
 }
 
 // values returns the generator of the weight called name's elements, in order.

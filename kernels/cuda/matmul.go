@@ -8,34 +8,6 @@ import (
 	"github.com/sdgo/sdgo/tensor"
 )
 
-// gemmLayout says how a rows×cols matrix with strides (sr, sc) is read as a GEMM
-// operand: row-major with leading dimension ld, or (trans) as the transpose of a
-// row-major cols×rows matrix; ok is false when neither stride is 1 or rows
-// overlap. (The CPU backend's rule, so both accept the same views.)
-func gemmLayout(rows, cols, sr, sc int) (ld int, trans, ok bool) {
-	switch {
-	case rows == 0 || cols == 0:
-		return max(cols, 1), false, true
-	case rows == 1 && (sc == 1 || cols == 1):
-		return cols, false, true
-	case rows == 1:
-		if sc < 1 {
-			return 0, false, false
-		}
-		return sc, true, true
-	case cols == 1:
-		if sr < 1 {
-			return 0, false, false
-		}
-		return sr, false, true
-	case sc == 1 && sr >= cols:
-		return sr, false, true
-	case sr == 1 && sc >= rows:
-		return sc, true, true
-	}
-	return 0, false, false
-}
-
 // batchStride is the stride of dimension 0 of a [B,...] view, 0 when B is 1.
 func batchStride(shape, strides []int) int {
 	if shape[0] == 1 {
@@ -112,7 +84,7 @@ func (r *run) blasGemm(g gemmCall) error {
 // it is of dt and gemmLayout accepts its strides, else as a contiguous copy.
 func (r *run) gemmOperand(nb, rows, cols int, p uint64, sdt tensor.DType, sr, sc, sb int, dt tensor.DType) (matOperand, error) {
 	if sdt == dt {
-		if ld, trans, ok := gemmLayout(rows, cols, sr, sc); ok {
+		if ld, trans, ok := tensor.GemmLayout(rows, cols, sr, sc); ok {
 			return matOperand{ptr: p, dt: dt, ld: ld, trans: trans, batch: sb}, nil
 		}
 	}

@@ -350,7 +350,7 @@ func TestGemmLayout(t *testing.T) {
 		{4, 1, 5, 0, 5, false, true},
 		{3, 4, 2, 1, 0, false, false}, // overlapping rows
 	} {
-		ld, tr, ok := gemmLayout(c.rows, c.cols, c.sr, c.sc)
+		ld, tr, ok := tensor.GemmLayout(c.rows, c.cols, c.sr, c.sc)
 		if ok != c.ok || (ok && (ld != c.ld || tr != c.trans)) {
 			t.Errorf("gemmLayout%v = %d %v %v", c, ld, tr, ok)
 		}
