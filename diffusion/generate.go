@@ -168,7 +168,9 @@ func (p *Pipeline) Generate(ctx context.Context, req Request) (*Result, error) {
 	res.Denoise = time.Since(start)
 
 	start = time.Now()
-	res.Latents = r.latents
+	if res.Latents, err = r.arith.ToHost(r.latents); err != nil {
+		return nil, err
+	}
 	res.Images, err = r.decode(p)
 	p.evictAfter(p.vaeParams)
 	if err != nil {
@@ -180,30 +182,102 @@ func (p *Pipeline) Generate(ctx context.Context, req Request) (*Result, error) {
 
 // run is one generation's state.
 type run struct {
-	req                 Request
-	mode                mode
-	batch               int
-	width, height       int
-	lh, lw              int
-	cfg                 bool
-	sched               sched.Scheduler
-	timesteps           []float64
-	context             *tensor.Tensor // [B or 2B, L, D]; negatives first
-	pooled              *tensor.Tensor // SDXL
-	timeIDs             *tensor.Tensor // SDXL
-	latents             []float32      // [B, 4, lh, lw]
-	mask                []float32      // [B, 1, lh, lw] for inpainting
-	maskedImageLatents  []float32      // [B, 4, lh, lw], 9-channel inpainting
-	imageLatents, noise []float32      // 4-channel inpainting's blend
-	warnings            []string
-	initImage           []float32 // [3, h, w] in [-1, 1]
-	pixelMask           []float32 // [1, h, w]
+	req           Request
+	mode          mode
+	batch         int
+	width, height int
+	lh, lw        int
+	cfg           bool
+	sched         sched.Scheduler
+	timesteps     []float64
+	context       *tensor.Tensor // [B or 2B, L, D]; negatives first
+	pooled        *tensor.Tensor // SDXL
+	timeIDs       *tensor.Tensor // SDXL
+	// arith is where the latents live and the scheduler computes: host slices
+	// on the CPU, the device's memory otherwise (see arithFor).
+	arith   sched.Arith
+	latents sched.Vec // [B, 4, lh, lw]
+	// 4-channel inpainting's blend: the mask at latent resolution repeated over
+	// the 4 channels, the init image's latents and the initial noise.
+	blendMask, imageLatents, noise sched.Vec
+	// 9-channel inpainting's extra UNet input channels.
+	maskInput          *tensor.Tensor // [B, 1, lh, lw]
+	maskedImageLatents *tensor.Tensor // [B, 4, lh, lw]
+	warnings           []string
+	initImage          []float32 // [3, h, w] in [-1, 1]
+	pixelMask          []float32 // [1, h, w]
 }
 
 func (r *run) release() {
 	r.context.Release()
 	r.pooled.Release()
 	r.timeIDs.Release()
+	r.maskInput.Release()
+	r.maskedImageLatents.Release()
+	if r.sched != nil {
+		r.sched.SetArith(nil) // frees what the scheduler keeps between steps (histories, saved samples)
+	}
+	if r.arith != nil {
+		for _, v := range []sched.Vec{r.latents, r.blendMask, r.imageLatents, r.noise} {
+			if v != nil {
+				r.arith.Free(v)
+			}
+		}
+	}
+}
+
+// scaled returns v·s as a new Vec.
+func (r *run) scaled(v sched.Vec, s float32) (sched.Vec, error) {
+	return r.arith.Eval(sched.V(v).Mul(sched.C(s)))
+}
+
+// upload puts host values where the latents live.
+func (r *run) upload(v []float32) (sched.Vec, error) { return r.arith.FromHost(v) }
+
+// latentTensor returns v as a tensor of the given shape: a view of the device
+// latents, or an upload of host ones. The caller releases it.
+func (r *run) latentTensor(p *Pipeline, v sched.Vec, shape ...int) (*tensor.Tensor, error) {
+	if h, ok := v.(sched.HostVec); ok {
+		return tensor.FromFloat32(p.backend, h, shape...)
+	}
+	d, ok := v.(*deviceVec)
+	if !ok || d.t == nil {
+		return nil, fmt.Errorf("diffusion: latents %T are not on %s", v, p.backend.Name())
+	}
+	return d.t.Reshape(shape...)
+}
+
+// latentVec returns t's elements as a Vec where the latents live: a flat view
+// on the device (t stays the caller's to release), a download on the host.
+func (r *run) latentVec(t *tensor.Tensor) (sched.Vec, error) {
+	if r.arith == sched.Host {
+		v, err := t.Float32s()
+		return sched.HostVec(v), err
+	}
+	flat, err := t.Reshape(t.Numel())
+	if err != nil {
+		return nil, err
+	}
+	return &deviceVec{flat}, nil
+}
+
+// halves splits a Vec of 2n elements into views of its two halves.
+func (r *run) halves(v sched.Vec) (sched.Vec, sched.Vec, error) {
+	n := v.Len() / 2
+	if h, ok := v.(sched.HostVec); ok {
+		return h[:n], h[n:], nil
+	}
+	t := v.(*deviceVec).t
+	a, err := t.Narrow(0, 0, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := t.Narrow(0, n, n)
+	if err != nil {
+		a.Release()
+		return nil, nil, err
+	}
+	return &deviceVec{a}, &deviceVec{b}, nil
 }
 
 func (p *Pipeline) plan(req Request) (*run, error) {
@@ -278,6 +352,11 @@ func (p *Pipeline) plan(req Request) (*run, error) {
 	if r.sched, err = sched.FromName(req.Scheduler, cfgJSON); err != nil {
 		return nil, fmt.Errorf("diffusion: %w", err)
 	}
+	r.arith = arithFor(p.backend)
+	if p.deviceLatents {
+		r.arith = deviceArith{p.backend}
+	}
+	r.sched.SetArith(r.arith)
 	if req.Eta != 0 {
 		es, ok := r.sched.(sched.EtaScheduler)
 		if !ok {
@@ -450,20 +529,29 @@ func (r *run) prepareLatents(p *Pipeline) error {
 	var err error
 	switch r.mode {
 	case textToImage:
-		noise := gen.Randn(n)
-		s := float32(r.sched.InitNoiseSigma())
-		r.latents = make([]float32, n)
-		for i, v := range noise {
-			r.latents[i] = v * s
+		noise, err := r.upload(gen.Randn(n))
+		if err != nil {
+			return err
 		}
-		return nil
+		defer r.arith.Free(noise)
+		r.latents, err = r.scaled(noise, float32(r.sched.InitNoiseSigma()))
+		return err
 	case imageToImage:
 		init, err := r.encodeImage(p, r.initImage)
 		if err != nil {
 			return err
 		}
-		noise := gen.Randn(n)
-		r.latents, err = r.sched.AddNoise(repeat(init, r.batch), noise, r.timesteps[0])
+		x0, err := r.upload(repeat(init, r.batch))
+		if err != nil {
+			return err
+		}
+		defer r.arith.Free(x0)
+		noise, err := r.upload(gen.Randn(n))
+		if err != nil {
+			return err
+		}
+		defer r.arith.Free(noise)
+		r.latents, err = r.sched.AddNoiseVec(x0, noise, r.timesteps[0])
 		return err
 	}
 	// Inpainting, in diffusers' order of draws: the image latents when needed,
@@ -475,16 +563,19 @@ func (r *run) prepareLatents(p *Pipeline) error {
 		if err != nil {
 			return err
 		}
-		r.imageLatents = repeat(init, r.batch)
-	}
-	r.noise = gen.Randn(n)
-	if maxStrength {
-		s := float32(r.sched.InitNoiseSigma())
-		r.latents = make([]float32, n)
-		for i, v := range r.noise {
-			r.latents[i] = v * s
+		if r.imageLatents, err = r.upload(repeat(init, r.batch)); err != nil {
+			return err
 		}
-	} else if r.latents, err = r.sched.AddNoise(r.imageLatents, r.noise, r.timesteps[0]); err != nil {
+	}
+	if r.noise, err = r.upload(gen.Randn(n)); err != nil {
+		return err
+	}
+	if maxStrength {
+		r.latents, err = r.scaled(r.noise, float32(r.sched.InitNoiseSigma()))
+	} else {
+		r.latents, err = r.sched.AddNoiseVec(r.imageLatents, r.noise, r.timesteps[0])
+	}
+	if err != nil {
 		return err
 	}
 	// The mask at latent resolution (nearest), and the masked image.
@@ -502,47 +593,60 @@ func (r *run) prepareLatents(p *Pipeline) error {
 	if err != nil {
 		return err
 	}
-	r.mask = repeat(sm, r.batch)
-	if nine {
-		hw := r.height * r.width
-		masked := make([]float32, len(r.initImage))
-		for c := range 3 {
-			for i := range hw {
-				if r.pixelMask[i] < 0.5 {
-					masked[c*hw+i] = r.initImage[c*hw+i]
-				}
+	if !nine {
+		// The blend's mask, one copy per latent channel.
+		blend := make([]float32, 0, n)
+		for range r.batch * 4 {
+			blend = append(blend, sm...)
+		}
+		r.blendMask, err = r.upload(blend)
+		return err
+	}
+	if r.maskInput, err = tensor.FromFloat32(p.backend, repeat(sm, r.batch), r.batch, 1, r.lh, r.lw); err != nil {
+		return err
+	}
+	hw := r.height * r.width
+	masked := make([]float32, len(r.initImage))
+	for c := range 3 {
+		for i := range hw {
+			if r.pixelMask[i] < 0.5 {
+				masked[c*hw+i] = r.initImage[c*hw+i]
 			}
 		}
-		mlat, err := r.encodeImage(p, masked)
-		if err != nil {
-			return err
-		}
-		r.maskedImageLatents = repeat(mlat, r.batch)
 	}
-	return nil
+	mlat, err := r.encodeImage(p, masked)
+	if err != nil {
+		return err
+	}
+	r.maskedImageLatents, err = tensor.FromFloat32(p.backend, repeat(mlat, r.batch), r.batch, 4, r.lh, r.lw)
+	return err
 }
 
 // modelInput assembles the UNet's sample for one step: the scaled latents (and
-// for 9-channel inpainting the mask and masked-image latents), twice with guidance.
-func (r *run) modelInput(p *Pipeline, scaled []float32) (*tensor.Tensor, error) {
-	ch := p.Model.UNet.InChannels
-	hw := r.lh * r.lw
-	per := ch * hw
-	one := make([]float32, r.batch*per)
-	for b := range r.batch {
-		dst := one[b*per:]
-		copy(dst, scaled[b*4*hw:(b+1)*4*hw])
-		if ch == 9 {
-			copy(dst[4*hw:], r.mask[b*hw:(b+1)*hw])
-			copy(dst[5*hw:], r.maskedImageLatents[b*4*hw:(b+1)*4*hw])
+// for 9-channel inpainting the mask and masked-image latents), twice with
+// guidance.
+func (r *run) modelInput(p *Pipeline, scaled sched.Vec) (*tensor.Tensor, error) {
+	x, err := r.latentTensor(p, scaled, r.batch, 4, r.lh, r.lw)
+	if err != nil {
+		return nil, err
+	}
+	if p.Model.UNet.InChannels == 9 {
+		all, err := tensor.Concat(1, x, r.maskInput, r.maskedImageLatents)
+		x.Release()
+		if err != nil {
+			return nil, err
 		}
+		x = all
 	}
-	n := r.batch
 	if r.cfg {
-		one = append(one, one...)
-		n *= 2
+		both, err := tensor.Concat(0, x, x)
+		x.Release()
+		if err != nil {
+			return nil, err
+		}
+		x = both
 	}
-	return tensor.FromFloat32(p.backend, one, n, ch, r.lh, r.lw)
+	return x, nil
 }
 
 func (r *run) denoise(ctx context.Context, p *Pipeline) error {
@@ -552,43 +656,11 @@ func (r *run) denoise(ctx context.Context, p *Pipeline) error {
 	if r.cfg {
 		n *= 2
 	}
-	g := float32(r.req.Guidance)
 	for i, t := range r.timesteps {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		scaled, err := r.sched.ScaleModelInput(r.latents, t)
-		if err != nil {
-			return fmt.Errorf("diffusion: step %d: %w", i, err)
-		}
-		x, err := r.modelInput(p, scaled)
-		if err != nil {
-			return err
-		}
-		ts := make([]float32, n)
-		for k := range ts {
-			ts[k] = float32(t)
-		}
-		out, err := p.unet.Forward(unet.Input{Sample: x, Timestep: ts, Context: r.context, TextEmbeds: r.pooled, TimeIDs: r.timeIDs}, nil)
-		x.Release()
-		if err != nil {
-			return fmt.Errorf("diffusion: step %d: %w", i, err)
-		}
-		pred, err := out.Float32s()
-		out.Release()
-		if err != nil {
-			return err
-		}
-		if r.cfg {
-			half := len(pred) / 2
-			uncond, text := pred[:half], pred[half:]
-			guided := make([]float32, half)
-			for k := range guided {
-				guided[k] = uncond[k] + g*(text[k]-uncond[k])
-			}
-			pred = guided
-		}
-		if r.latents, err = r.sched.Step(pred, t, r.latents, noise); err != nil {
+		if err := r.step(p, i, t, n, noise); err != nil {
 			return fmt.Errorf("diffusion: step %d: %w", i, err)
 		}
 		if r.mode == inpaint && p.Model.UNet.InChannels == 4 {
@@ -597,7 +669,7 @@ func (r *run) denoise(ctx context.Context, p *Pipeline) error {
 			}
 		}
 		if r.req.Progress != nil {
-			lat, err := tensor.FromFloat32(p.backend, r.latents, r.batch, 4, r.lh, r.lw)
+			lat, err := r.latentTensor(p, r.latents, r.batch, 4, r.lh, r.lw)
 			if err != nil {
 				return err
 			}
@@ -608,41 +680,97 @@ func (r *run) denoise(ctx context.Context, p *Pipeline) error {
 	return nil
 }
 
+// step runs the UNet on the latents at timestep t (n samples: twice the batch
+// with guidance), guides its prediction and advances the scheduler.
+func (r *run) step(p *Pipeline, i int, t float64, n int, noise sched.Noise) error {
+	scaled, err := r.sched.ScaleModelInputVec(r.latents, t)
+	if err != nil {
+		return err
+	}
+	x, err := r.modelInput(p, scaled)
+	r.arith.Free(scaled)
+	if err != nil {
+		return err
+	}
+	ts := make([]float32, n)
+	for k := range ts {
+		ts[k] = float32(t)
+	}
+	out, err := p.unet.Forward(unet.Input{Sample: x, Timestep: ts, Context: r.context, TextEmbeds: r.pooled, TimeIDs: r.timeIDs}, nil)
+	x.Release()
+	if err != nil {
+		return err
+	}
+	pred, err := r.latentVec(out)
+	out.Release()
+	if err != nil {
+		return err
+	}
+	if r.cfg {
+		uncond, text, err := r.halves(pred)
+		if err != nil {
+			r.arith.Free(pred)
+			return err
+		}
+		// uncond + g·(text − uncond), as diffusers writes it.
+		guided, err := r.arith.Eval(sched.V(uncond).Add(sched.C(float32(r.req.Guidance)).Mul(sched.V(text).Sub(sched.V(uncond)))))
+		r.arith.Free(uncond)
+		r.arith.Free(text)
+		r.arith.Free(pred)
+		if err != nil {
+			return err
+		}
+		pred = guided
+	}
+	next, err := r.sched.StepVec(pred, t, r.latents, noise)
+	r.arith.Free(pred)
+	if err != nil {
+		return err
+	}
+	r.arith.Free(r.latents)
+	r.latents = next
+	return nil
+}
+
 // blendKnown keeps the unmasked region of a 4-channel inpainting run on the
 // init image, noised to the next step's level, as diffusers does.
 func (r *run) blendKnown(i int) error {
 	proper := r.imageLatents
 	if i < len(r.timesteps)-1 {
 		var err error
-		if proper, err = r.sched.AddNoise(r.imageLatents, r.noise, r.timesteps[i+1]); err != nil {
+		if proper, err = r.sched.AddNoiseVec(r.imageLatents, r.noise, r.timesteps[i+1]); err != nil {
 			return err
 		}
+		defer r.arith.Free(proper)
 	}
-	hw := r.lh * r.lw
-	for b := range r.batch {
-		for c := range 4 {
-			for k := range hw {
-				j := (b*4+c)*hw + k
-				m := r.mask[b*hw+k]
-				r.latents[j] = (1-m)*proper[j] + m*r.latents[j]
-			}
-		}
+	// (1 − m)·proper + m·latents
+	m := sched.V(r.blendMask)
+	blended, err := r.arith.Eval(sched.C(1).Sub(m).Mul(sched.V(proper)).Add(m.Mul(sched.V(r.latents))))
+	if err != nil {
+		return err
 	}
+	r.arith.Free(r.latents)
+	r.latents = blended
 	return nil
 }
 
 func (r *run) decode(p *Pipeline) ([]*image.NRGBA, error) {
 	defer p.upcastVAE()()
 	sf, shift := float32(p.Model.VAE.ScalingFactor), float32(p.Model.VAE.ShiftFactor)
-	z := make([]float32, len(r.latents))
-	for i, v := range r.latents {
-		z[i] = v/sf + shift
+	zv, err := r.arith.Eval(sched.V(r.latents).Div(sched.C(sf)).Add(sched.C(shift)))
+	if err != nil {
+		return nil, err
 	}
+	defer r.arith.Free(zv)
+	z, err := r.latentTensor(p, zv, r.batch, 4, r.lh, r.lw)
+	if err != nil {
+		return nil, err
+	}
+	defer z.Release()
 	var imgs []*image.NRGBA
-	per := 4 * r.lh * r.lw
 	for b := range r.batch {
 		// One image at a time bounds the decoder's memory (diffusers' slicing).
-		zt, err := tensor.FromFloat32(p.backend, z[b*per:(b+1)*per], 1, 4, r.lh, r.lw)
+		zt, err := z.Narrow(0, b, 1)
 		if err != nil {
 			return nil, err
 		}

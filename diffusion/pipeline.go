@@ -76,6 +76,9 @@ type Pipeline struct {
 	// to them now (nil for none).
 	loraTarget *lora.Target
 	loras      *lora.Set
+	// deviceLatents keeps the latents in tensors on the CPU too (tests of the
+	// device path).
+	deviceLatents bool
 }
 
 // Load loads a model from a diffusers folder, a single-file checkpoint, or a

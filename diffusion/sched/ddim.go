@@ -27,6 +27,7 @@ func newDDIM(cfg Config) (Scheduler, error) {
 		return nil, err
 	}
 	s := &ddim{base: newBase(class, cfg)}
+	s.bind(s)
 	s.train = newTrainSchedule(&cfg, cfg.RescaleBetasZeroSNR, false)
 	s.finalAlphaCumprod = finalAlpha(cfg.SetAlphaToOne, s.train.alphasCumprod)
 	return s, nil
@@ -63,8 +64,10 @@ func (s *ddim) SetTimesteps(steps int) error {
 	return nil
 }
 
-func (s *ddim) ScaleModelInput(sample []float32, t float64) ([]float32, error) {
-	return append([]float32(nil), sample...), nil
+func (s *ddim) freeState() {}
+
+func (s *ddim) ScaleModelInputVec(sample Vec, t float64) (Vec, error) {
+	return s.identityInput(sample)
 }
 
 // alphaAt is alphas_cumprod[t] for t >= 0, else final_alpha_cumprod.
@@ -75,11 +78,11 @@ func (s *base) alphaAt(t int, final float32) float32 {
 	return final
 }
 
-func (s *ddim) Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error) {
+func (s *ddim) StepVec(modelOutput Vec, t float64, sample Vec, noise Noise) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
-	if err := checkLen(s.class, len(sample), "model output", modelOutput); err != nil {
+	if err := checkLen(s.class, sample, "model output", modelOutput); err != nil {
 		return nil, err
 	}
 	ti, err := s.trainIndex(t)
@@ -93,7 +96,9 @@ func (s *ddim) Step(modelOutput []float32, t float64, sample []float32, noise No
 	if err != nil {
 		return nil, err
 	}
-	if x0, err = s.clipOrThreshold(x0); err != nil {
+	tmp := s.scratch()
+	defer tmp.free()
+	if x0, err = s.clipOrThreshold(x0, tmp); err != nil {
 		return nil, err
 	}
 	b, bPrev := 1-a, 1-aPrev
@@ -101,23 +106,18 @@ func (s *ddim) Step(modelOutput []float32, t float64, sample []float32, noise No
 	std := s.eta * sqrt32(variance)
 	dirCoef := sqrt32(1 - aPrev - std*std)
 	sa := sqrt32(aPrev)
-	prev := make([]float32, len(sample))
-	for i := range prev {
-		prev[i] = sa*x0[i] + dirCoef*eps[i]
-	}
+	prev := C(sa).Mul(x0).Add(C(dirCoef).Mul(eps))
 	if s.eta > 0 {
-		z, err := draw(s.class, noise, len(sample))
+		z, err := s.drawVec(noise, sample.Len(), tmp)
 		if err != nil {
 			return nil, err
 		}
-		for i := range prev {
-			prev[i] += std * z[i]
-		}
+		prev = prev.Add(C(std).Mul(V(z)))
 	}
-	return prev, nil
+	return s.eval(prev)
 }
 
-func (s *ddim) AddNoise(x0, noise []float32, t float64) ([]float32, error) {
+func (s *ddim) AddNoiseVec(x0, noise Vec, t float64) (Vec, error) {
 	return s.alphaAddNoise(x0, noise, t)
 }
 
@@ -147,6 +147,7 @@ func newDDPM(cfg Config) (Scheduler, error) {
 		return nil, fmt.Errorf("%w (learned variances need a model that predicts them)", err)
 	}
 	s := &ddpm{base: newBase(class, cfg)}
+	s.bind(s)
 	s.train = newTrainSchedule(&cfg, cfg.RescaleBetasZeroSNR, false)
 	return s, nil
 }
@@ -166,8 +167,10 @@ func (s *ddpm) SetTimesteps(steps int) error {
 	return nil
 }
 
-func (s *ddpm) ScaleModelInput(sample []float32, t float64) ([]float32, error) {
-	return append([]float32(nil), sample...), nil
+func (s *ddpm) freeState() {}
+
+func (s *ddpm) ScaleModelInputVec(sample Vec, t float64) (Vec, error) {
+	return s.identityInput(sample)
 }
 
 // previousTimestep is the next timestep of the schedule after t, or -1.
@@ -183,11 +186,11 @@ func (s *base) previousTimestep(t float64) (int, error) {
 	return 0, fmt.Errorf("sched: %s: timestep %v is not in the schedule", s.class, t)
 }
 
-func (s *ddpm) Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error) {
+func (s *ddpm) StepVec(modelOutput Vec, t float64, sample Vec, noise Noise) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
-	if err := checkLen(s.class, len(sample), "model output", modelOutput); err != nil {
+	if err := checkLen(s.class, sample, "model output", modelOutput); err != nil {
 		return nil, err
 	}
 	ti, err := s.trainIndex(t)
@@ -207,17 +210,16 @@ func (s *ddpm) Step(modelOutput []float32, t float64, sample []float32, noise No
 	if err != nil {
 		return nil, err
 	}
-	if x0, err = s.clipOrThreshold(x0); err != nil {
+	tmp := s.scratch()
+	defer tmp.free()
+	if x0, err = s.clipOrThreshold(x0, tmp); err != nil {
 		return nil, err
 	}
 	x0Coef := (sqrt32(aPrev) * curBeta) / b
 	sampleCoef := sqrt32(curAlpha) * bPrev / b
-	prev := make([]float32, len(sample))
-	for i := range prev {
-		prev[i] = x0Coef*x0[i] + sampleCoef*sample[i]
-	}
+	prev := C(x0Coef).Mul(x0).Add(C(sampleCoef).Mul(V(sample)))
 	if ti > 0 {
-		z, err := draw(s.class, noise, len(sample))
+		z, err := s.drawVec(noise, sample.Len(), tmp)
 		if err != nil {
 			return nil, err
 		}
@@ -232,14 +234,12 @@ func (s *ddpm) Step(modelOutput []float32, t float64, sample []float32, noise No
 		case "fixed_large":
 			std = sqrt32(curBeta)
 		}
-		for i := range prev {
-			prev[i] += std * z[i]
-		}
+		prev = prev.Add(C(std).Mul(V(z)))
 	}
-	return prev, nil
+	return s.eval(prev)
 }
 
-func (s *ddpm) AddNoise(x0, noise []float32, t float64) ([]float32, error) {
+func (s *ddpm) AddNoiseVec(x0, noise Vec, t float64) (Vec, error) {
 	return s.alphaAddNoise(x0, noise, t)
 }
 
@@ -250,9 +250,9 @@ type pndm struct {
 	finalAlphaCumprod float32
 	prkTimesteps      []float64
 	counter           int
-	curModelOutput    []float32
-	curSample         []float32
-	ets               [][]float32
+	curModelOutput    Vec
+	curSample         Vec
+	ets               []Vec
 }
 
 func newPNDM(cfg Config) (Scheduler, error) {
@@ -267,6 +267,7 @@ func newPNDM(cfg Config) (Scheduler, error) {
 		return nil, err
 	}
 	s := &pndm{base: newBase(class, cfg)}
+	s.bind(s)
 	s.train = newTrainSchedule(&cfg, false, false)
 	s.finalAlphaCumprod = finalAlpha(cfg.SetAlphaToOne, s.train.alphasCumprod)
 	return s, nil
@@ -335,23 +336,27 @@ func (s *pndm) SetTimesteps(steps int) error {
 	s.prkTimesteps = prk
 	s.timesteps = append(append([]float64{}, prk...), plms...)
 	s.numSteps = steps
-	s.ets = nil
+	s.freeState()
 	s.counter = 0
-	s.curModelOutput = nil
-	s.curSample = nil
 	s.resetRun()
 	return nil
 }
 
-func (s *pndm) ScaleModelInput(sample []float32, t float64) ([]float32, error) {
-	return append([]float32(nil), sample...), nil
+func (s *pndm) freeState() {
+	s.free(s.ets...)
+	s.free(s.curModelOutput, s.curSample)
+	s.ets, s.curModelOutput, s.curSample = nil, nil, nil
 }
 
-func (s *pndm) Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error) {
+func (s *pndm) ScaleModelInputVec(sample Vec, t float64) (Vec, error) {
+	return s.identityInput(sample)
+}
+
+func (s *pndm) StepVec(modelOutput Vec, t float64, sample Vec, noise Noise) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
-	if err := checkLen(s.class, len(sample), "model output", modelOutput); err != nil {
+	if err := checkLen(s.class, sample, "model output", modelOutput); err != nil {
 		return nil, err
 	}
 	if t != math.Trunc(t) {
@@ -363,7 +368,37 @@ func (s *pndm) Step(modelOutput []float32, t float64, sample []float32, noise No
 	return s.stepPLMS(modelOutput, int(t), sample)
 }
 
-func (s *pndm) stepPRK(out []float32, t int, sample []float32) ([]float32, error) {
+// curOutput is the running sum of the PRK model outputs (zeros when none).
+func (s *pndm) curOutput() Expr {
+	if s.curModelOutput == nil {
+		return C(0)
+	}
+	return V(s.curModelOutput)
+}
+
+// setCurOutput replaces the running sum by the value of e.
+func (s *pndm) setCurOutput(e Expr) error {
+	v, err := s.eval(e)
+	if err != nil {
+		return err
+	}
+	s.free(s.curModelOutput)
+	s.curModelOutput = v
+	return nil
+}
+
+// setCurSample replaces the saved sample by a copy of sample.
+func (s *pndm) setCurSample(sample Vec) error {
+	v, err := s.copyVec(sample)
+	if err != nil {
+		return err
+	}
+	s.free(s.curSample)
+	s.curSample = v
+	return nil
+}
+
+func (s *pndm) stepPRK(out Vec, t int, sample Vec) (Vec, error) {
 	n := s.cfg.NumTrainTimesteps
 	diff := 0
 	if s.counter%2 == 0 {
@@ -371,33 +406,36 @@ func (s *pndm) stepPRK(out []float32, t int, sample []float32) ([]float32, error
 	}
 	prevT := t - diff
 	t = int(s.prkTimesteps[s.counter/4*4])
-	if s.curModelOutput == nil {
-		s.curModelOutput = make([]float32, len(out))
-	}
+	tmp := s.scratch()
+	defer tmp.free()
+	m := V(out)
 	switch s.counter % 4 {
 	case 0:
-		for i := range out {
-			s.curModelOutput[i] += float32(1.0/6) * out[i]
+		if err := s.setCurOutput(s.curOutput().Add(C(float32(1.0 / 6)).Mul(V(out)))); err != nil {
+			return nil, err
 		}
-		s.ets = append(s.ets, append([]float32(nil), out...))
-		s.curSample = append([]float32(nil), sample...)
+		e, err := s.copyVec(out)
+		if err != nil {
+			return nil, err
+		}
+		s.ets = append(s.ets, e)
+		if err := s.setCurSample(sample); err != nil {
+			return nil, err
+		}
 	case 1, 2:
-		for i := range out {
-			s.curModelOutput[i] += float32(1.0/3) * out[i]
+		if err := s.setCurOutput(s.curOutput().Add(C(float32(1.0 / 3)).Mul(V(out)))); err != nil {
+			return nil, err
 		}
 	case 3:
-		m := make([]float32, len(out))
-		for i := range out {
-			m[i] = s.curModelOutput[i] + float32(1.0/6)*out[i]
-		}
-		out = m
+		m = s.curOutput().Add(C(float32(1.0 / 6)).Mul(V(out)))
+		tmp.add(s.curModelOutput) // freed after its last use below
 		s.curModelOutput = nil
 	}
 	cur := sample
 	if s.curSample != nil {
 		cur = s.curSample
 	}
-	prev, err := s.prevSample(cur, t, prevT, out)
+	prev, err := s.prevSample(cur, t, prevT, m)
 	if err != nil {
 		return nil, err
 	}
@@ -405,7 +443,7 @@ func (s *pndm) stepPRK(out []float32, t int, sample []float32) ([]float32, error
 	return prev, nil
 }
 
-func (s *pndm) stepPLMS(out []float32, t int, sample []float32) ([]float32, error) {
+func (s *pndm) stepPLMS(out Vec, t int, sample Vec) (Vec, error) {
 	if !s.cfg.SkipPRKSteps && len(s.ets) < 3 {
 		return nil, fmt.Errorf("sched: %s: PLMS needs the 3 PRK warm-up steps first", s.class)
 	}
@@ -413,41 +451,43 @@ func (s *pndm) stepPLMS(out []float32, t int, sample []float32) ([]float32, erro
 	prevT := t - ratio
 	if s.counter != 1 {
 		if len(s.ets) > 3 {
-			s.ets = s.ets[len(s.ets)-3:]
+			drop := len(s.ets) - 3
+			s.free(s.ets[:drop]...)
+			s.ets = append(s.ets[:0], s.ets[drop:]...)
 		}
-		s.ets = append(s.ets, append([]float32(nil), out...))
+		e, err := s.copyVec(out)
+		if err != nil {
+			return nil, err
+		}
+		s.ets = append(s.ets, e)
 	} else {
 		prevT = t
 		t = t + ratio
 	}
+	tmp := s.scratch()
+	defer tmp.free()
 	e := s.ets
-	m := make([]float32, len(out))
+	var m Expr
 	switch {
 	case len(e) == 1 && s.counter == 0:
-		copy(m, out)
-		s.curSample = append([]float32(nil), sample...)
-	case len(e) == 1 && s.counter == 1:
-		for i := range m {
-			m[i] = (out[i] + e[0][i]) / 2
+		m = V(out)
+		if err := s.setCurSample(sample); err != nil {
+			return nil, err
 		}
+	case len(e) == 1 && s.counter == 1:
+		m = V(out).Add(V(e[0])).Div(C(2))
 		if s.curSample == nil {
 			return nil, fmt.Errorf("sched: %s: the second PLMS step has no saved sample", s.class)
 		}
-		sample = s.curSample
+		sample = tmp.add(s.curSample) // freed after its last use below
 		s.curSample = nil
 	case len(e) == 2:
-		for i := range m {
-			m[i] = (3*e[1][i] - e[0][i]) / 2
-		}
+		m = C(3).Mul(V(e[1])).Sub(V(e[0])).Div(C(2))
 	case len(e) == 3:
-		for i := range m {
-			m[i] = (23*e[2][i] - 16*e[1][i] + 5*e[0][i]) / 12
-		}
+		m = C(23).Mul(V(e[2])).Sub(C(16).Mul(V(e[1]))).Add(C(5).Mul(V(e[0]))).Div(C(12))
 	default:
 		k := len(e)
-		for i := range m {
-			m[i] = float32(1.0/24) * (55*e[k-1][i] - 59*e[k-2][i] + 37*e[k-3][i] - 9*e[k-4][i])
-		}
+		m = C(float32(1.0 / 24)).Mul(C(55).Mul(V(e[k-1])).Sub(C(59).Mul(V(e[k-2]))).Add(C(37).Mul(V(e[k-3]))).Sub(C(9).Mul(V(e[k-4]))))
 	}
 	prev, err := s.prevSample(sample, t, prevT, m)
 	if err != nil {
@@ -458,7 +498,7 @@ func (s *pndm) stepPLMS(out []float32, t int, sample []float32) ([]float32, erro
 }
 
 // prevSample is PNDM's _get_prev_sample (formula (9) of the paper).
-func (s *pndm) prevSample(sample []float32, t, prevT int, out []float32) ([]float32, error) {
+func (s *pndm) prevSample(sample Vec, t, prevT int, out Expr) (Vec, error) {
 	if t < 0 || t >= len(s.train.alphasCumprod) {
 		return nil, fmt.Errorf("sched: %s: timestep %d is outside [0, %d)", s.class, t, len(s.train.alphasCumprod))
 	}
@@ -467,22 +507,14 @@ func (s *pndm) prevSample(sample []float32, t, prevT int, out []float32) ([]floa
 	b, bPrev := 1-a, 1-aPrev
 	if s.cfg.PredictionType == "v_prediction" {
 		sa, sb := sqrt32(a), sqrt32(b)
-		m := make([]float32, len(out))
-		for i := range m {
-			m[i] = sa*out[i] + sb*sample[i]
-		}
-		out = m
+		out = C(sa).Mul(out).Add(C(sb).Mul(V(sample)))
 	}
 	sampleCoef := sqrt32(aPrev / a)
 	denom := a*sqrt32(bPrev) + sqrt32(a*b*aPrev)
 	diff := aPrev - a
-	prev := make([]float32, len(sample))
-	for i := range prev {
-		prev[i] = sampleCoef*sample[i] - diff*out[i]/denom
-	}
-	return prev, nil
+	return s.eval(C(sampleCoef).Mul(V(sample)).Sub(C(diff).Mul(out).Div(C(denom))))
 }
 
-func (s *pndm) AddNoise(x0, noise []float32, t float64) ([]float32, error) {
+func (s *pndm) AddNoiseVec(x0, noise Vec, t float64) (Vec, error) {
 	return s.alphaAddNoise(x0, noise, t)
 }

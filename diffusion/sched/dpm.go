@@ -19,29 +19,19 @@ func alphaSigma(sigma float32) (alpha, sig float32) {
 // lambdaOf is log(alpha_t) - log(sigma_t).
 func lambdaOf(alpha, sigma float32) float32 { return log32(alpha) - log32(sigma) }
 
-// lincomb returns c[0]*v[0] + c[1]*v[1] + ..., added left to right in float32.
+// lincomb is c[0]*v[0] + c[1]*v[1] + ..., added left to right in float32.
 // Subtracting c*v is adding (-c)*v: negation is exact, so the result is the
 // same as diffusers' expressions written with minus signs.
-func lincomb(c []float32, v ...[]float32) []float32 {
-	out := make([]float32, len(v[0]))
-	for i := range out {
-		acc := c[0] * v[0][i]
-		for k := 1; k < len(v); k++ {
-			acc += c[k] * v[k][i]
-		}
-		out[i] = acc
+func lincomb(c []float32, v ...Expr) Expr {
+	acc := C(c[0]).Mul(v[0])
+	for k := 1; k < len(v); k++ {
+		acc = acc.Add(C(c[k]).Mul(v[k]))
 	}
-	return out
+	return acc
 }
 
-// scaledDiff returns s * (a - b).
-func scaledDiff(s float32, a, b []float32) []float32 {
-	out := make([]float32, len(a))
-	for i := range out {
-		out[i] = s * (a[i] - b[i])
-	}
-	return out
-}
+// scaledDiff is s * (a - b).
+func scaledDiff(s float32, a, b Vec) Expr { return C(s).Mul(V(a).Sub(V(b))) }
 
 // multistepOptions are the per-class differences of the multistep schedules.
 type multistepOptions struct {
@@ -133,10 +123,19 @@ func (b *base) lambdaClippedIndex() int {
 	return n
 }
 
+// maybeV is V(v), or no expression for a nil v (the noise of a
+// deterministic step, which its expressions do not use).
+func maybeV(v Vec) Expr {
+	if v == nil {
+		return Expr{}
+	}
+	return V(v)
+}
+
 // dpmSolver holds what the DPM-Solver classes share.
 type dpmSolver struct {
 	base
-	modelOutputs [][]float32 // the last solver_order converted outputs, oldest first
+	modelOutputs []Vec // the last solver_order converted outputs, oldest first
 }
 
 func validateDPM(class string, cfg *Config, algorithms ...string) error {
@@ -186,20 +185,27 @@ func validateDPM(class string, cfg *Config, algorithms ...string) error {
 
 func (s *dpmSolver) InitNoiseSigma() float64 { return 1 }
 
-func (s *dpmSolver) ScaleModelInput(sample []float32, t float64) ([]float32, error) {
-	return append([]float32(nil), sample...), nil
+func (s *dpmSolver) ScaleModelInputVec(sample Vec, t float64) (Vec, error) {
+	return s.identityInput(sample)
 }
 
-func (s *dpmSolver) AddNoise(x0, noise []float32, t float64) ([]float32, error) {
+func (s *dpmSolver) AddNoiseVec(x0, noise Vec, t float64) (Vec, error) {
 	return s.alphaSigmaAddNoise(x0, noise, t)
 }
 
+// freeHistory frees the model output history and makes a new one of n
+// entries.
+func (s *dpmSolver) freeHistory(n int) {
+	s.free(s.modelOutputs...)
+	s.modelOutputs = make([]Vec, n)
+}
+
 // alphaSigmaAddNoise is add_noise of the multistep solvers: alpha_t*x0 + sigma_t*noise.
-func (b *base) alphaSigmaAddNoise(x0, noise []float32, t float64) ([]float32, error) {
+func (b *base) alphaSigmaAddNoise(x0, noise Vec, t float64) (Vec, error) {
 	if b.numSteps == 0 {
 		return nil, ErrNotSet
 	}
-	if err := checkLen(b.class, len(x0), "noise", noise); err != nil {
+	if err := checkLen(b.class, x0, "noise", noise); err != nil {
 		return nil, err
 	}
 	idx, err := b.addNoiseIndex(t, true)
@@ -211,79 +217,62 @@ func (b *base) alphaSigmaAddNoise(x0, noise []float32, t float64) ([]float32, er
 		return nil, err
 	}
 	alpha, sig := alphaSigma(sigma)
-	out := make([]float32, len(x0))
-	for i := range out {
-		out[i] = alpha*x0[i] + sig*noise[i]
-	}
-	return out, nil
+	return b.eval(C(alpha).Mul(V(x0)).Add(C(sig).Mul(V(noise))))
 }
 
 // convert is convert_model_output: the data prediction x0 for the ++
-// algorithms, the noise prediction for the others.
-func (s *dpmSolver) convert(out, sample []float32) ([]float32, error) {
+// algorithms, the noise prediction for the others, as a new Vec.
+func (s *dpmSolver) convert(out, sample Vec) (Vec, error) {
 	c := &s.cfg
 	sigma, err := s.sigmaAt(s.stepIndex)
 	if err != nil {
 		return nil, err
 	}
 	alpha, sig := alphaSigma(sigma)
-	n := len(sample)
 	if c.AlgorithmType == "dpmsolver++" || c.AlgorithmType == "sde-dpmsolver++" {
-		x0 := make([]float32, n)
+		var x0 Expr
 		switch c.PredictionType {
 		case "epsilon":
-			for i := range x0 {
-				x0[i] = (sample[i] - sig*out[i]) / alpha
-			}
+			x0 = V(sample).Sub(C(sig).Mul(V(out))).Div(C(alpha))
 		case "sample":
-			copy(x0, out)
+			x0 = V(out)
 		case "v_prediction":
-			for i := range x0 {
-				x0[i] = alpha*sample[i] - sig*out[i]
-			}
+			x0 = C(alpha).Mul(V(sample)).Sub(C(sig).Mul(V(out)))
 		}
 		if c.Thresholding {
-			return thresholdSample(s.class, x0, s.batch, c.DynamicThresholdingRatio, c.SampleMaxValue)
+			return s.threshold(x0)
 		}
-		return x0, nil
+		return s.eval(x0)
 	}
-	eps := make([]float32, n)
+	var eps Expr
 	switch c.PredictionType {
 	case "epsilon":
-		copy(eps, out)
+		eps = V(out)
 	case "sample":
-		for i := range eps {
-			eps[i] = (sample[i] - alpha*out[i]) / sig
-		}
+		eps = V(sample).Sub(C(alpha).Mul(V(out))).Div(C(sig))
 	case "v_prediction":
-		for i := range eps {
-			eps[i] = alpha*out[i] + sig*sample[i]
-		}
+		eps = C(alpha).Mul(V(out)).Add(C(sig).Mul(V(sample)))
 	}
 	if c.Thresholding {
-		x0 := make([]float32, n)
-		for i := range x0 {
-			x0[i] = (sample[i] - sig*eps[i]) / alpha
-		}
-		x0, err := thresholdSample(s.class, x0, s.batch, c.DynamicThresholdingRatio, c.SampleMaxValue)
+		x0, err := s.threshold(V(sample).Sub(C(sig).Mul(eps)).Div(C(alpha)))
 		if err != nil {
 			return nil, err
 		}
-		for i := range eps {
-			eps[i] = (sample[i] - alpha*x0[i]) / sig
-		}
+		defer s.free(x0)
+		eps = V(sample).Sub(C(alpha).Mul(V(x0))).Div(C(sig))
 	}
-	return eps, nil
+	return s.eval(eps)
 }
 
-// push appends a converted output to the history, dropping the oldest.
-func (s *dpmSolver) push(m []float32) {
+// push appends a converted output to the history, freeing the oldest.
+func (s *dpmSolver) push(m Vec) {
+	s.free(s.modelOutputs[0])
 	copy(s.modelOutputs, s.modelOutputs[1:])
 	s.modelOutputs[len(s.modelOutputs)-1] = m
 }
 
 // history returns the k-th most recent converted output (0 = newest).
-func (s *dpmSolver) history(k int) []float32 { return s.modelOutputs[len(s.modelOutputs)-1-k] }
+func (s *dpmSolver) history(k int) Vec { return s.modelOutputs[len(s.modelOutputs)-1-k] }
 
 // sigmasAt returns alpha, sigma and lambda at the sigma indices.
 func (s *dpmSolver) points(idx ...int) (alpha, sig, lambda []float32, err error) {
@@ -299,7 +288,8 @@ func (s *dpmSolver) points(idx ...int) (alpha, sig, lambda []float32, err error)
 }
 
 // firstOrder is dpm_solver_first_order_update from sigma index s to t (= DDIM).
-func (s *dpmSolver) firstOrder(m, sample, noise []float32, ti, si int) ([]float32, error) {
+func (s *dpmSolver) firstOrder(mv, x, z Vec, ti, si int) (Vec, error) {
+	m, sample, noise := V(mv), V(x), maybeV(z)
 	a, sg, l, err := s.points(ti, si)
 	if err != nil {
 		return nil, err
@@ -308,14 +298,14 @@ func (s *dpmSolver) firstOrder(m, sample, noise []float32, ti, si int) ([]float3
 	h := l[0] - l[1]
 	switch s.cfg.AlgorithmType {
 	case "dpmsolver++":
-		return lincomb([]float32{sigT / sigS, -(alphaT * (exp32(-h) - 1))}, sample, m), nil
+		return s.eval(lincomb([]float32{sigT / sigS, -(alphaT * (exp32(-h) - 1))}, sample, m))
 	case "dpmsolver":
-		return lincomb([]float32{alphaT / alphaS, -(sigT * (exp32(h) - 1))}, sample, m), nil
+		return s.eval(lincomb([]float32{alphaT / alphaS, -(sigT * (exp32(h) - 1))}, sample, m))
 	case "sde-dpmsolver++":
 		e := exp32(-2 * h)
-		return lincomb([]float32{sigT / sigS * exp32(-h), alphaT * (1 - e), sigT * sqrt32(1-e)}, sample, m, noise), nil
+		return s.eval(lincomb([]float32{sigT / sigS * exp32(-h), alphaT * (1 - e), sigT * sqrt32(1-e)}, sample, m, noise))
 	default: // sde-dpmsolver
-		return lincomb([]float32{alphaT / alphaS, -(2 * (sigT * (exp32(h) - 1))), sigT * sqrt32(exp32(2*h)-1)}, sample, m, noise), nil
+		return s.eval(lincomb([]float32{alphaT / alphaS, -(2 * (sigT * (exp32(h) - 1))), sigT * sqrt32(exp32(2*h)-1)}, sample, m, noise))
 	}
 }
 
@@ -335,6 +325,7 @@ func newDPMMultistep(cfg Config) (Scheduler, error) {
 		return nil, err
 	}
 	s := &dpmMultistep{dpmSolver: dpmSolver{base: newBase(class, cfg)}}
+	s.bind(s)
 	s.train = newTrainSchedule(&cfg, cfg.RescaleBetasZeroSNR, true)
 	return s, nil
 }
@@ -359,11 +350,13 @@ func (s *dpmMultistep) SetTimesteps(steps int) error {
 	})
 	s.sigmas, s.timesteps, s.ts32 = sigmas, ts, false
 	s.numSteps = len(ts)
-	s.modelOutputs = make([][]float32, c.SolverOrder)
+	s.freeHistory(c.SolverOrder)
 	s.lowerOrderNums = 0
 	s.resetRun()
 	return nil
 }
+
+func (s *dpmMultistep) freeState() { s.freeHistory(len(s.modelOutputs)) }
 
 // finalSigmaType is the final sigma of final_sigmas_type.
 func (s *dpmSolver) finalSigmaType([]float64) float32 {
@@ -373,11 +366,11 @@ func (s *dpmSolver) finalSigmaType([]float64) float32 {
 	return 0
 }
 
-func (s *dpmMultistep) Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error) {
+func (s *dpmMultistep) StepVec(modelOutput Vec, t float64, sample Vec, noise Noise) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
-	if err := checkLen(s.class, len(sample), "model output", modelOutput); err != nil {
+	if err := checkLen(s.class, sample, "model output", modelOutput); err != nil {
 		return nil, err
 	}
 	if err := s.initStepIndex(t, true); err != nil {
@@ -393,13 +386,15 @@ func (s *dpmMultistep) Step(modelOutput []float32, t float64, sample []float32, 
 		return nil, err
 	}
 	s.push(m)
-	var z []float32
+	tmp := s.scratch()
+	defer tmp.free()
+	var z Vec
 	if c.AlgorithmType == "sde-dpmsolver" || c.AlgorithmType == "sde-dpmsolver++" {
-		if z, err = draw(s.class, noise, len(sample)); err != nil {
+		if z, err = s.drawVec(noise, sample.Len(), tmp); err != nil {
 			return nil, err
 		}
 	}
-	var prev []float32
+	var prev Vec
 	switch {
 	case c.SolverOrder == 1 || s.lowerOrderNums < 1 || lowerFinal:
 		prev, err = s.firstOrder(m, sample, z, i+1, i)
@@ -419,7 +414,8 @@ func (s *dpmMultistep) Step(modelOutput []float32, t float64, sample []float32, 
 }
 
 // secondOrder is multistep_dpm_solver_second_order_update.
-func (s *dpmMultistep) secondOrder(sample, noise []float32) ([]float32, error) {
+func (s *dpmMultistep) secondOrder(x, z Vec) (Vec, error) {
+	sample, noise := V(x), maybeV(z)
 	i := s.stepIndex
 	a, sg, l, err := s.points(i+1, i, i-1)
 	if err != nil {
@@ -429,41 +425,42 @@ func (s *dpmMultistep) secondOrder(sample, noise []float32) ([]float32, error) {
 	m0, m1 := s.history(0), s.history(1)
 	h, h0 := l[0]-l[1], l[1]-l[2]
 	r0 := h0 / h
-	d0, d1 := m0, scaledDiff(1/r0, m0, m1)
+	d0, d1 := V(m0), scaledDiff(1/r0, m0, m1)
 	midpoint := s.cfg.SolverType == "midpoint"
 	switch s.cfg.AlgorithmType {
 	case "dpmsolver++":
 		e := alphaT * (exp32(-h) - 1)
 		if midpoint {
-			return lincomb([]float32{sigT / sigS0, -e, -(0.5 * e)}, sample, d0, d1), nil
+			return s.eval(lincomb([]float32{sigT / sigS0, -e, -(0.5 * e)}, sample, d0, d1))
 		}
-		return lincomb([]float32{sigT / sigS0, -e, alphaT * ((exp32(-h)-1)/h + 1)}, sample, d0, d1), nil
+		return s.eval(lincomb([]float32{sigT / sigS0, -e, alphaT * ((exp32(-h)-1)/h + 1)}, sample, d0, d1))
 	case "dpmsolver":
 		e := sigT * (exp32(h) - 1)
 		if midpoint {
-			return lincomb([]float32{alphaT / alphaS0, -e, -(0.5 * e)}, sample, d0, d1), nil
+			return s.eval(lincomb([]float32{alphaT / alphaS0, -e, -(0.5 * e)}, sample, d0, d1))
 		}
-		return lincomb([]float32{alphaT / alphaS0, -e, -(sigT * ((exp32(h)-1)/h - 1))}, sample, d0, d1), nil
+		return s.eval(lincomb([]float32{alphaT / alphaS0, -e, -(sigT * ((exp32(h)-1)/h - 1))}, sample, d0, d1))
 	case "sde-dpmsolver++":
 		e2 := exp32(-2 * h)
 		e := alphaT * (1 - e2)
 		noiseCoef := sigT * sqrt32(1-exp32(-2*h))
 		if midpoint {
-			return lincomb([]float32{sigT / sigS0 * exp32(-h), e, 0.5 * e, noiseCoef}, sample, d0, d1, noise), nil
+			return s.eval(lincomb([]float32{sigT / sigS0 * exp32(-h), e, 0.5 * e, noiseCoef}, sample, d0, d1, noise))
 		}
-		return lincomb([]float32{sigT / sigS0 * exp32(-h), e, alphaT * ((1-e2)/(-2*h) + 1), noiseCoef}, sample, d0, d1, noise), nil
+		return s.eval(lincomb([]float32{sigT / sigS0 * exp32(-h), e, alphaT * ((1-e2)/(-2*h) + 1), noiseCoef}, sample, d0, d1, noise))
 	default: // sde-dpmsolver
 		e := sigT * (exp32(h) - 1)
 		noiseCoef := sigT * sqrt32(exp32(2*h)-1)
 		if midpoint {
-			return lincomb([]float32{alphaT / alphaS0, -(2 * e), -e, noiseCoef}, sample, d0, d1, noise), nil
+			return s.eval(lincomb([]float32{alphaT / alphaS0, -(2 * e), -e, noiseCoef}, sample, d0, d1, noise))
 		}
-		return lincomb([]float32{alphaT / alphaS0, -(2 * e), -(2 * (sigT * ((exp32(h)-1)/h - 1))), noiseCoef}, sample, d0, d1, noise), nil
+		return s.eval(lincomb([]float32{alphaT / alphaS0, -(2 * e), -(2 * (sigT * ((exp32(h)-1)/h - 1))), noiseCoef}, sample, d0, d1, noise))
 	}
 }
 
 // thirdOrder is multistep_dpm_solver_third_order_update.
-func (s *dpmMultistep) thirdOrder(sample, noise []float32) ([]float32, error) {
+func (s *dpmMultistep) thirdOrder(x, z Vec) (Vec, error) {
+	sample, noise := V(x), maybeV(z)
 	i := s.stepIndex
 	a, sg, l, err := s.points(i+1, i, i-1, i-2)
 	if err != nil {
@@ -473,34 +470,30 @@ func (s *dpmMultistep) thirdOrder(sample, noise []float32) ([]float32, error) {
 	m0, m1, m2 := s.history(0), s.history(1), s.history(2)
 	h, h0, h1 := l[0]-l[1], l[1]-l[2], l[2]-l[3]
 	r0, r1 := h0/h, h1/h
-	d0 := m0
+	d0 := V(m0)
 	d10, d11 := scaledDiff(1/r0, m0, m1), scaledDiff(1/r1, m1, m2)
-	d1 := make([]float32, len(sample))
-	d2 := make([]float32, len(sample))
 	k1, k2 := r0/(r0+r1), 1/(r0+r1)
-	for j := range d1 {
-		diff := d10[j] - d11[j]
-		d1[j] = d10[j] + k1*diff
-		d2[j] = k2 * diff
-	}
+	diff := d10.Sub(d11)
+	d1 := d10.Add(C(k1).Mul(diff))
+	d2 := C(k2).Mul(diff)
 	switch s.cfg.AlgorithmType {
 	case "dpmsolver++":
 		e := exp32(-h) - 1
-		return lincomb([]float32{sigT / sigS0, -(alphaT * e), alphaT * (e/h + 1), -(alphaT * ((exp32(-h)-1+h)/(h*h) - 0.5))},
-			sample, d0, d1, d2), nil
+		return s.eval(lincomb([]float32{sigT / sigS0, -(alphaT * e), alphaT * (e/h + 1), -(alphaT * ((exp32(-h)-1+h)/(h*h) - 0.5))},
+			sample, d0, d1, d2))
 	case "dpmsolver":
 		e := exp32(h) - 1
-		return lincomb([]float32{alphaT / alphaS0, -(sigT * e), -(sigT * (e/h - 1)), -(sigT * ((exp32(h)-1-h)/(h*h) - 0.5))},
-			sample, d0, d1, d2), nil
+		return s.eval(lincomb([]float32{alphaT / alphaS0, -(sigT * e), -(sigT * (e/h - 1)), -(sigT * ((exp32(h)-1-h)/(h*h) - 0.5))},
+			sample, d0, d1, d2))
 	case "sde-dpmsolver++":
 		e2 := exp32(-2 * h)
-		return lincomb([]float32{
+		return s.eval(lincomb([]float32{
 			sigT / sigS0 * exp32(-h),
 			alphaT * (1 - e2),
 			alphaT * ((1-e2)/(-2*h) + 1),
 			alphaT * ((1-e2-2*h)/((2*h)*(2*h)) - 0.5),
 			sigT * sqrt32(1-exp32(-2*h)),
-		}, sample, d0, d1, d2, noise), nil
+		}, sample, d0, d1, d2, noise))
 	default:
 		return nil, fmt.Errorf("sched: %s: third-order updates are not defined for algorithm_type %s; use solver_order 2", s.class, s.cfg.AlgorithmType)
 	}
@@ -510,7 +503,7 @@ func (s *dpmMultistep) thirdOrder(sample, noise []float32) ([]float32, error) {
 type dpmSinglestep struct {
 	dpmSolver
 	orderList []int
-	saved     []float32 // the sample at the start of the current single step
+	saved     Vec // the sample at the start of the current single step
 }
 
 func newDPMSinglestep(cfg Config) (Scheduler, error) {
@@ -519,6 +512,7 @@ func newDPMSinglestep(cfg Config) (Scheduler, error) {
 		return nil, err
 	}
 	s := &dpmSinglestep{dpmSolver: dpmSolver{base: newBase(class, cfg)}}
+	s.bind(s)
 	s.train = newTrainSchedule(&cfg, false, false)
 	return s, nil
 }
@@ -585,8 +579,8 @@ func (s *dpmSinglestep) SetTimesteps(steps int) error {
 	sigmas, ts := s.multistepSchedule(ts, steps, multistepOptions{roundKarras: true, finalSigma: s.finalSigmaType})
 	s.sigmas, s.timesteps, s.ts32 = sigmas, ts, false
 	s.numSteps = steps
-	s.modelOutputs = make([][]float32, c.SolverOrder)
-	s.saved = nil
+	s.freeState()
+	s.freeHistory(c.SolverOrder)
 	// diffusers turns lower_order_final on (in the config) when the steps do
 	// not divide into whole single steps, or the last sigma is zero.
 	if !c.LowerOrderFinal && (steps%c.SolverOrder != 0 || c.FinalSigmasType == "zero") {
@@ -597,11 +591,17 @@ func (s *dpmSinglestep) SetTimesteps(steps int) error {
 	return nil
 }
 
-func (s *dpmSinglestep) Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error) {
+func (s *dpmSinglestep) freeState() {
+	s.freeHistory(len(s.modelOutputs))
+	s.free(s.saved)
+	s.saved = nil
+}
+
+func (s *dpmSinglestep) StepVec(modelOutput Vec, t float64, sample Vec, noise Noise) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
-	if err := checkLen(s.class, len(sample), "model output", modelOutput); err != nil {
+	if err := checkLen(s.class, sample, "model output", modelOutput); err != nil {
 		return nil, err
 	}
 	if err := s.initStepIndex(t, true); err != nil {
@@ -616,9 +616,11 @@ func (s *dpmSinglestep) Step(modelOutput []float32, t float64, sample []float32,
 		return nil, err
 	}
 	s.push(m)
-	var z []float32
+	tmp := s.scratch()
+	defer tmp.free()
+	var z Vec
 	if s.cfg.AlgorithmType == "sde-dpmsolver++" {
-		if z, err = draw(s.class, noise, len(sample)); err != nil {
+		if z, err = s.drawVec(noise, sample.Len(), tmp); err != nil {
 			return nil, err
 		}
 	}
@@ -627,12 +629,17 @@ func (s *dpmSinglestep) Step(modelOutput []float32, t float64, sample []float32,
 		order--
 	}
 	if order == 1 {
-		s.saved = append([]float32(nil), sample...)
+		v, err := s.copyVec(sample)
+		if err != nil {
+			return nil, err
+		}
+		s.free(s.saved)
+		s.saved = v
 	}
 	if s.saved == nil {
 		return nil, fmt.Errorf("sched: %s: a higher-order single step has no starting sample", s.class)
 	}
-	var prev []float32
+	var prev Vec
 	switch order {
 	case 1:
 		prev, err = s.firstOrder(s.history(0), s.saved, z, i+1, i)
@@ -650,7 +657,8 @@ func (s *dpmSinglestep) Step(modelOutput []float32, t float64, sample []float32,
 
 // secondOrder is singlestep_dpm_solver_second_order_update: from the sample
 // at sigma index i-1, with the outputs at i-1 and i.
-func (s *dpmSinglestep) secondOrder(sample, noise []float32) ([]float32, error) {
+func (s *dpmSinglestep) secondOrder(x, z Vec) (Vec, error) {
+	sample, noise := V(x), maybeV(z)
 	i := s.stepIndex
 	a, sg, l, err := s.points(i+1, i, i-1)
 	if err != nil {
@@ -660,35 +668,36 @@ func (s *dpmSinglestep) secondOrder(sample, noise []float32) ([]float32, error) 
 	m0, m1 := s.history(0), s.history(1)
 	h, h0 := l[0]-l[2], l[1]-l[2]
 	r0 := h0 / h
-	d0, d1 := m1, scaledDiff(1/r0, m0, m1)
+	d0, d1 := V(m1), scaledDiff(1/r0, m0, m1)
 	midpoint := s.cfg.SolverType == "midpoint"
 	switch s.cfg.AlgorithmType {
 	case "dpmsolver++":
 		e := alphaT * (exp32(-h) - 1)
 		if midpoint {
-			return lincomb([]float32{sigT / sigS1, -e, -(0.5 * e)}, sample, d0, d1), nil
+			return s.eval(lincomb([]float32{sigT / sigS1, -e, -(0.5 * e)}, sample, d0, d1))
 		}
-		return lincomb([]float32{sigT / sigS1, -e, alphaT * ((exp32(-h)-1)/h + 1)}, sample, d0, d1), nil
+		return s.eval(lincomb([]float32{sigT / sigS1, -e, alphaT * ((exp32(-h)-1)/h + 1)}, sample, d0, d1))
 	case "dpmsolver":
 		e := sigT * (exp32(h) - 1)
 		if midpoint {
-			return lincomb([]float32{alphaT / alphaS1, -e, -(0.5 * e)}, sample, d0, d1), nil
+			return s.eval(lincomb([]float32{alphaT / alphaS1, -e, -(0.5 * e)}, sample, d0, d1))
 		}
-		return lincomb([]float32{alphaT / alphaS1, -e, -(sigT * ((exp32(h)-1)/h - 1))}, sample, d0, d1), nil
+		return s.eval(lincomb([]float32{alphaT / alphaS1, -e, -(sigT * ((exp32(h)-1)/h - 1))}, sample, d0, d1))
 	default: // sde-dpmsolver++
 		e2 := exp32(-2 * h)
 		e := alphaT * (1 - e2)
 		noiseCoef := sigT * sqrt32(1-exp32(-2*h))
 		if midpoint {
-			return lincomb([]float32{sigT / sigS1 * exp32(-h), e, 0.5 * e, noiseCoef}, sample, d0, d1, noise), nil
+			return s.eval(lincomb([]float32{sigT / sigS1 * exp32(-h), e, 0.5 * e, noiseCoef}, sample, d0, d1, noise))
 		}
-		return lincomb([]float32{sigT / sigS1 * exp32(-h), e, alphaT * ((1-e2)/(-2*h) + 1), noiseCoef}, sample, d0, d1, noise), nil
+		return s.eval(lincomb([]float32{sigT / sigS1 * exp32(-h), e, alphaT * ((1-e2)/(-2*h) + 1), noiseCoef}, sample, d0, d1, noise))
 	}
 }
 
 // thirdOrder is singlestep_dpm_solver_third_order_update: from the sample at
 // sigma index i-2, with the outputs at i-2, i-1 and i.
-func (s *dpmSinglestep) thirdOrder(sample, noise []float32) ([]float32, error) {
+func (s *dpmSinglestep) thirdOrder(x, z Vec) (Vec, error) {
+	sample, noise := V(x), maybeV(z)
 	i := s.stepIndex
 	a, sg, l, err := s.points(i+1, i, i-1, i-2)
 	if err != nil {
@@ -698,39 +707,35 @@ func (s *dpmSinglestep) thirdOrder(sample, noise []float32) ([]float32, error) {
 	m0, m1, m2 := s.history(0), s.history(1), s.history(2)
 	h, h0, h1 := l[0]-l[3], l[1]-l[3], l[2]-l[3]
 	r0, r1 := h0/h, h1/h
-	d0 := m2
+	d0 := V(m2)
 	d10, d11 := scaledDiff(1/r1, m1, m2), scaledDiff(1/r0, m0, m2)
-	d1 := make([]float32, len(sample))
-	d2 := make([]float32, len(sample))
-	for j := range d1 {
-		d1[j] = (r0*d10[j] - r1*d11[j]) / (r0 - r1)
-		d2[j] = 2 * (d11[j] - d10[j]) / (r0 - r1)
-	}
+	d1 := C(r0).Mul(d10).Sub(C(r1).Mul(d11)).Div(C(r0 - r1))
+	d2 := C(2).Mul(d11.Sub(d10)).Div(C(r0 - r1))
 	midpoint := s.cfg.SolverType == "midpoint"
 	switch s.cfg.AlgorithmType {
 	case "dpmsolver++":
 		e := exp32(-h) - 1
 		if midpoint {
-			return lincomb([]float32{sigT / sigS2, -(alphaT * e), alphaT * (e/h + 1)}, sample, d0, d11), nil
+			return s.eval(lincomb([]float32{sigT / sigS2, -(alphaT * e), alphaT * (e/h + 1)}, sample, d0, d11))
 		}
-		return lincomb([]float32{sigT / sigS2, -(alphaT * e), alphaT * (e/h + 1), -(alphaT * ((exp32(-h)-1+h)/(h*h) - 0.5))},
-			sample, d0, d1, d2), nil
+		return s.eval(lincomb([]float32{sigT / sigS2, -(alphaT * e), alphaT * (e/h + 1), -(alphaT * ((exp32(-h)-1+h)/(h*h) - 0.5))},
+			sample, d0, d1, d2))
 	case "dpmsolver":
 		e := exp32(h) - 1
 		if midpoint {
-			return lincomb([]float32{alphaT / alphaS2, -(sigT * e), -(sigT * (e/h - 1))}, sample, d0, d11), nil
+			return s.eval(lincomb([]float32{alphaT / alphaS2, -(sigT * e), -(sigT * (e/h - 1))}, sample, d0, d11))
 		}
-		return lincomb([]float32{alphaT / alphaS2, -(sigT * e), -(sigT * (e/h - 1)), -(sigT * ((exp32(h)-1-h)/(h*h) - 0.5))},
-			sample, d0, d1, d2), nil
+		return s.eval(lincomb([]float32{alphaT / alphaS2, -(sigT * e), -(sigT * (e/h - 1)), -(sigT * ((exp32(h)-1-h)/(h*h) - 0.5))},
+			sample, d0, d1, d2))
 	default: // sde-dpmsolver++
 		e2 := exp32(-2 * h)
 		noiseCoef := sigT * sqrt32(1-exp32(-2*h))
 		if midpoint {
-			return lincomb([]float32{sigT / sigS2 * exp32(-h), alphaT * (1 - e2), alphaT * ((1-e2)/(-2*h) + 1), noiseCoef},
-				sample, d0, d11, noise), nil
+			return s.eval(lincomb([]float32{sigT / sigS2 * exp32(-h), alphaT * (1 - e2), alphaT * ((1-e2)/(-2*h) + 1), noiseCoef},
+				sample, d0, d11, noise))
 		}
 		mh := -2 * h
-		return lincomb([]float32{sigT / sigS2 * exp32(-h), alphaT * (1 - e2), alphaT * ((1-e2)/(-2*h) + 1),
-			alphaT * ((1-e2+mh)/(mh*mh) - 0.5), noiseCoef}, sample, d0, d1, d2, noise), nil
+		return s.eval(lincomb([]float32{sigT / sigS2 * exp32(-h), alphaT * (1 - e2), alphaT * ((1-e2)/(-2*h) + 1),
+			alphaT * ((1-e2+mh)/(mh*mh) - 0.5), noiseCoef}, sample, d0, d1, d2, noise))
 	}
 }

@@ -127,6 +127,7 @@ func newEuler(cfg Config) (Scheduler, error) {
 		return nil, err
 	}
 	s := &euler{base: newBase(class, cfg)}
+	s.bind(s)
 	s.train = newTrainSchedule(&cfg, cfg.RescaleBetasZeroSNR, true)
 	s.initTrainSigmas()
 	return s, nil
@@ -139,6 +140,8 @@ func (b *base) initTrainSigmas() {
 }
 
 func (s *euler) InitNoiseSigma() float64 { return maxSigmaInit(s.cfg.TimestepSpacing, s.sigmas) }
+
+func (s *euler) freeState() {}
 
 func (s *euler) continuousV() bool {
 	return s.cfg.TimestepType == "continuous" && s.cfg.PredictionType == "v_prediction"
@@ -174,7 +177,7 @@ func (s *euler) SetTimesteps(steps int) error {
 	return nil
 }
 
-func (s *euler) ScaleModelInput(sample []float32, t float64) ([]float32, error) {
+func (s *euler) ScaleModelInputVec(sample Vec, t float64) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
@@ -185,14 +188,14 @@ func (s *euler) ScaleModelInput(sample []float32, t float64) ([]float32, error) 
 	if err != nil {
 		return nil, err
 	}
-	return scaleBySigma(sample, sigma), nil
+	return s.scaleBySigma(sample, sigma)
 }
 
-func (s *euler) Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error) {
+func (s *euler) StepVec(modelOutput Vec, t float64, sample Vec, noise Noise) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
-	if err := checkLen(s.class, len(sample), "model output", modelOutput); err != nil {
+	if err := checkLen(s.class, sample, "model output", modelOutput); err != nil {
 		return nil, err
 	}
 	if err := s.initStepIndex(t, false); err != nil {
@@ -212,16 +215,15 @@ func (s *euler) Step(modelOutput []float32, t float64, sample []float32, noise N
 		return nil, err
 	}
 	dt := next - sigmaHat
-	prev := make([]float32, len(sample))
-	for i := range prev {
-		d := (sample[i] - x0[i]) / sigmaHat
-		prev[i] = sample[i] + d*dt
+	prev, err := s.eval(eulerUpdate(sample, sample, x0, sigmaHat, dt))
+	if err != nil {
+		return nil, err
 	}
 	s.stepIndex++
 	return prev, nil
 }
 
-func (s *euler) AddNoise(x0, noise []float32, t float64) ([]float32, error) {
+func (s *euler) AddNoiseVec(x0, noise Vec, t float64) (Vec, error) {
 	return s.sigmaAddNoise(x0, noise, t)
 }
 
@@ -239,10 +241,13 @@ func newEulerAncestral(cfg Config) (Scheduler, error) {
 		return nil, fmt.Errorf("sched: %s does not support Karras, exponential or beta sigmas", class)
 	}
 	s := &eulerAncestral{base: newBase(class, cfg)}
+	s.bind(s)
 	s.train = newTrainSchedule(&cfg, cfg.RescaleBetasZeroSNR, true)
 	s.initTrainSigmas()
 	return s, nil
 }
+
+func (s *eulerAncestral) freeState() {}
 
 func (s *eulerAncestral) InitNoiseSigma() float64 {
 	return maxSigmaInit(s.cfg.TimestepSpacing, s.sigmas)
@@ -263,7 +268,7 @@ func (s *eulerAncestral) SetTimesteps(steps int) error {
 	return nil
 }
 
-func (s *eulerAncestral) ScaleModelInput(sample []float32, t float64) ([]float32, error) {
+func (s *eulerAncestral) ScaleModelInputVec(sample Vec, t float64) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
@@ -274,14 +279,14 @@ func (s *eulerAncestral) ScaleModelInput(sample []float32, t float64) ([]float32
 	if err != nil {
 		return nil, err
 	}
-	return scaleBySigma(sample, sigma), nil
+	return s.scaleBySigma(sample, sigma)
 }
 
-func (s *eulerAncestral) Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error) {
+func (s *eulerAncestral) StepVec(modelOutput Vec, t float64, sample Vec, noise Noise) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
-	if err := checkLen(s.class, len(sample), "model output", modelOutput); err != nil {
+	if err := checkLen(s.class, sample, "model output", modelOutput); err != nil {
 		return nil, err
 	}
 	if err := s.initStepIndex(t, false); err != nil {
@@ -302,21 +307,21 @@ func (s *eulerAncestral) Step(modelOutput []float32, t float64, sample []float32
 	up := sqrt32(to * to * (from*from - to*to) / (from * from))
 	down := sqrt32(to*to - up*up)
 	dt := down - from
-	z, err := draw(s.class, noise, len(sample))
+	tmp := s.scratch()
+	defer tmp.free()
+	z, err := s.drawVec(noise, sample.Len(), tmp)
 	if err != nil {
 		return nil, err
 	}
-	prev := make([]float32, len(sample))
-	for i := range prev {
-		d := (sample[i] - x0[i]) / from
-		prev[i] = sample[i] + d*dt
-		prev[i] += z[i] * up
+	prev, err := s.eval(eulerUpdate(sample, sample, x0, from, dt).Add(V(z).Mul(C(up))))
+	if err != nil {
+		return nil, err
 	}
 	s.stepIndex++
 	return prev, nil
 }
 
-func (s *eulerAncestral) AddNoise(x0, noise []float32, t float64) ([]float32, error) {
+func (s *eulerAncestral) AddNoiseVec(x0, noise Vec, t float64) (Vec, error) {
 	return s.sigmaAddNoise(x0, noise, t)
 }
 
@@ -324,9 +329,9 @@ func (s *eulerAncestral) AddNoise(x0, noise []float32, t float64) ([]float32, er
 // every step but the last evaluates the model twice.
 type heun struct {
 	base
-	prevDerivative []float32 // nil in the first-order state
+	prevDerivative Vec // nil in the first-order state
 	dt             float32
-	savedSample    []float32
+	savedSample    Vec
 }
 
 func newHeun(cfg Config) (Scheduler, error) {
@@ -344,6 +349,7 @@ func newHeun(cfg Config) (Scheduler, error) {
 		return nil, err
 	}
 	s := &heun{base: newBase(class, cfg)}
+	s.bind(s)
 	s.train = newTrainSchedule(&cfg, false, false)
 	// The constructor runs set_timesteps(num_train_timesteps).
 	if err := s.SetTimesteps(cfg.NumTrainTimesteps); err != nil {
@@ -380,12 +386,17 @@ func (s *heun) SetTimesteps(steps int) error {
 	s.timesteps = float32Timesteps(interleave(sch.timesteps, nil))
 	s.ts32 = true
 	s.numSteps = steps
-	s.prevDerivative, s.savedSample, s.dt = nil, nil, 0
+	s.freeState()
 	s.resetRun()
 	return nil
 }
 
-func (s *heun) ScaleModelInput(sample []float32, t float64) ([]float32, error) {
+func (s *heun) freeState() {
+	s.free(s.prevDerivative, s.savedSample)
+	s.prevDerivative, s.savedSample, s.dt = nil, nil, 0
+}
+
+func (s *heun) ScaleModelInputVec(sample Vec, t float64) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
@@ -396,14 +407,14 @@ func (s *heun) ScaleModelInput(sample []float32, t float64) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	return scaleBySigma(sample, sigma), nil
+	return s.scaleBySigma(sample, sigma)
 }
 
-func (s *heun) Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error) {
+func (s *heun) StepVec(modelOutput Vec, t float64, sample Vec, noise Noise) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
-	if err := checkLen(s.class, len(sample), "model output", modelOutput); err != nil {
+	if err := checkLen(s.class, sample, "model output", modelOutput); err != nil {
 		return nil, err
 	}
 	if err := s.initStepIndex(t, false); err != nil {
@@ -432,32 +443,37 @@ func (s *heun) Step(modelOutput []float32, t float64, sample []float32, noise No
 		return nil, err
 	}
 	if s.cfg.ClipSample {
-		clamp32(x0, s.cfg.ClipSampleRange)
+		x0 = clampRange(x0, s.cfg.ClipSampleRange)
 	}
-	prev := make([]float32, len(sample))
+	var prev Vec
 	if first {
-		d := make([]float32, len(sample))
-		for k := range d {
-			d[k] = (sample[k] - x0[k]) / sigmaHat
+		d, err := s.eval(V(sample).Sub(x0).Div(C(sigmaHat)))
+		if err != nil {
+			return nil, err
 		}
 		dt := next - sigmaHat
-		for k := range prev {
-			prev[k] = sample[k] + d[k]*dt
+		if prev, err = s.eval(V(sample).Add(V(d).Mul(C(dt)))); err != nil {
+			s.free(d)
+			return nil, err
 		}
-		s.prevDerivative, s.dt, s.savedSample = d, dt, append([]float32(nil), sample...)
+		saved, err := s.copyVec(sample)
+		if err != nil {
+			s.free(d, prev)
+			return nil, err
+		}
+		s.prevDerivative, s.dt, s.savedSample = d, dt, saved
 	} else {
-		for k := range prev {
-			d := (sample[k] - x0[k]) / next
-			d = (s.prevDerivative[k] + d) / 2
-			prev[k] = s.savedSample[k] + d*s.dt
+		d := V(s.prevDerivative).Add(V(sample).Sub(x0).Div(C(next))).Div(C(2))
+		if prev, err = s.eval(V(s.savedSample).Add(d.Mul(C(s.dt)))); err != nil {
+			return nil, err
 		}
-		s.prevDerivative, s.savedSample, s.dt = nil, nil, 0
+		s.freeState()
 	}
 	s.stepIndex++
 	return prev, nil
 }
 
-func (s *heun) AddNoise(x0, noise []float32, t float64) ([]float32, error) {
+func (s *heun) AddNoiseVec(x0, noise Vec, t float64) (Vec, error) {
 	return s.sigmaAddNoise(x0, noise, t)
 }
 
@@ -465,7 +481,7 @@ func (s *heun) AddNoise(x0, noise []float32, t float64) ([]float32, error) {
 // up to fourth order, with coefficients integrated exactly.
 type lms struct {
 	base
-	derivatives [][]float32
+	derivatives []Vec
 }
 
 func newLMS(cfg Config) (Scheduler, error) {
@@ -474,6 +490,7 @@ func newLMS(cfg Config) (Scheduler, error) {
 		return nil, err
 	}
 	s := &lms{base: newBase(class, cfg)}
+	s.bind(s)
 	s.train = newTrainSchedule(&cfg, false, false)
 	if err := s.SetTimesteps(cfg.NumTrainTimesteps); err != nil {
 		return nil, err
@@ -495,12 +512,17 @@ func (s *lms) SetTimesteps(steps int) error {
 	s.sigmas = append(toF32(sch.sigmas), 0)
 	s.timesteps, s.ts32 = float32Timesteps(sch.timesteps), true
 	s.numSteps = steps
-	s.derivatives = nil
+	s.freeState()
 	s.resetRun()
 	return nil
 }
 
-func (s *lms) ScaleModelInput(sample []float32, t float64) ([]float32, error) {
+func (s *lms) freeState() {
+	s.free(s.derivatives...)
+	s.derivatives = nil
+}
+
+func (s *lms) ScaleModelInputVec(sample Vec, t float64) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
@@ -511,7 +533,7 @@ func (s *lms) ScaleModelInput(sample []float32, t float64) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	return scaleBySigma(sample, sigma), nil
+	return s.scaleBySigma(sample, sigma)
 }
 
 // lmsCoefficient integrates the Lagrange basis polynomial of the current_order
@@ -536,12 +558,12 @@ func (s *lms) lmsCoefficient(order, t, current int) float64 {
 	return half * (5.0/9*f(mid-half*x) + 8.0/9*f(mid) + 5.0/9*f(mid+half*x))
 }
 
-func (s *lms) Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error) {
+func (s *lms) StepVec(modelOutput Vec, t float64, sample Vec, noise Noise) (Vec, error) {
 	const maxOrder = 4
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
-	if err := checkLen(s.class, len(sample), "model output", modelOutput); err != nil {
+	if err := checkLen(s.class, sample, "model output", modelOutput); err != nil {
 		return nil, err
 	}
 	if err := s.initStepIndex(t, false); err != nil {
@@ -558,13 +580,14 @@ func (s *lms) Step(modelOutput []float32, t float64, sample []float32, noise Noi
 	if err != nil {
 		return nil, err
 	}
-	d := make([]float32, len(sample))
-	for i := range d {
-		d[i] = (sample[i] - x0[i]) / sigma
+	d, err := s.eval(V(sample).Sub(x0).Div(C(sigma)))
+	if err != nil {
+		return nil, err
 	}
 	s.derivatives = append(s.derivatives, d)
 	if len(s.derivatives) > maxOrder {
-		s.derivatives = s.derivatives[1:]
+		s.free(s.derivatives[0])
+		s.derivatives = append(s.derivatives[:0], s.derivatives[1:]...)
 	}
 	order := min(s.stepIndex+1, maxOrder)
 	coefs := make([]float32, order)
@@ -572,23 +595,20 @@ func (s *lms) Step(modelOutput []float32, t float64, sample []float32, noise Noi
 		coefs[k] = float32(s.lmsCoefficient(order, s.stepIndex, k))
 	}
 	// sum(coeff * derivative for coeff, derivative in zip(coeffs, reversed(derivatives)))
-	sum := make([]float32, len(sample))
+	sum := C(0) // the loop's zeros, so that -0 sums stay +0 as they did
 	n := len(s.derivatives)
 	for k := 0; k < order && k < n; k++ {
-		dk := s.derivatives[n-1-k]
-		for i := range sum {
-			sum[i] += coefs[k] * dk[i]
-		}
+		sum = sum.Add(C(coefs[k]).Mul(V(s.derivatives[n-1-k])))
 	}
-	prev := make([]float32, len(sample))
-	for i := range prev {
-		prev[i] = sample[i] + sum[i]
+	prev, err := s.eval(V(sample).Add(sum))
+	if err != nil {
+		return nil, err
 	}
 	s.stepIndex++
 	return prev, nil
 }
 
-func (s *lms) AddNoise(x0, noise []float32, t float64) ([]float32, error) {
+func (s *lms) AddNoiseVec(x0, noise Vec, t float64) (Vec, error) {
 	return s.sigmaAddNoise(x0, noise, t)
 }
 
@@ -600,7 +620,7 @@ type kdpm2 struct {
 	sigmasInterpol []float32
 	sigmasUp       []float32
 	sigmasDown     []float32
-	savedSample    []float32 // nil in the first-order state
+	savedSample    Vec // nil in the first-order state
 }
 
 func newKDPM2(cfg Config) (Scheduler, error) {
@@ -616,6 +636,7 @@ func newKDPM2Class(class string, cfg Config, ancestral bool) (Scheduler, error) 
 		return nil, err
 	}
 	s := &kdpm2{base: newBase(class, cfg), ancestral: ancestral}
+	s.bind(s)
 	s.train = newTrainSchedule(&cfg, false, false)
 	if err := s.SetTimesteps(cfg.NumTrainTimesteps); err != nil {
 		return nil, err
@@ -702,14 +723,30 @@ func (s *kdpm2) SetTimesteps(steps int) error {
 	}
 	s.timesteps, s.ts32 = ts, sch.ts32
 	s.numSteps = steps
-	s.savedSample = nil
+	s.freeState()
 	s.resetRun()
+	return nil
+}
+
+func (s *kdpm2) freeState() {
+	s.free(s.savedSample)
+	s.savedSample = nil
+}
+
+// saveSample keeps a copy of sample for the second half of a step.
+func (s *kdpm2) saveSample(sample Vec) error {
+	v, err := s.copyVec(sample)
+	if err != nil {
+		return err
+	}
+	s.free(s.savedSample)
+	s.savedSample = v
 	return nil
 }
 
 func (s *kdpm2) firstOrder() bool { return s.savedSample == nil }
 
-func (s *kdpm2) ScaleModelInput(sample []float32, t float64) ([]float32, error) {
+func (s *kdpm2) ScaleModelInputVec(sample Vec, t float64) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
@@ -729,7 +766,7 @@ func (s *kdpm2) ScaleModelInput(sample []float32, t float64) ([]float32, error) 
 	if err != nil {
 		return nil, err
 	}
-	return scaleBySigma(sample, sigma), nil
+	return s.scaleBySigma(sample, sigma)
 }
 
 func (s *kdpm2) interpolAt(i int) (float32, error) {
@@ -739,11 +776,11 @@ func (s *kdpm2) interpolAt(i int) (float32, error) {
 	return s.sigmasInterpol[i], nil
 }
 
-func (s *kdpm2) Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error) {
+func (s *kdpm2) StepVec(modelOutput Vec, t float64, sample Vec, noise Noise) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
-	if err := checkLen(s.class, len(sample), "model output", modelOutput); err != nil {
+	if err := checkLen(s.class, sample, "model output", modelOutput); err != nil {
 		return nil, err
 	}
 	if err := s.initStepIndex(t, false); err != nil {
@@ -781,27 +818,28 @@ func (s *kdpm2) Step(modelOutput []float32, t float64, sample []float32, noise N
 	if err != nil {
 		return nil, err
 	}
-	prev := make([]float32, len(sample))
+	var prev Vec
 	if first {
 		dt := interp - sigmaHat
-		for k := range prev {
-			d := (sample[k] - x0[k]) / sigmaHat
-			prev[k] = sample[k] + d*dt
+		if prev, err = s.eval(eulerUpdate(sample, sample, x0, sigmaHat, dt)); err != nil {
+			return nil, err
 		}
-		s.savedSample = append([]float32(nil), sample...)
+		if err = s.saveSample(sample); err != nil {
+			s.free(prev)
+			return nil, err
+		}
 	} else {
 		dt := next - sigmaHat
-		for k := range prev {
-			d := (sample[k] - x0[k]) / interp
-			prev[k] = s.savedSample[k] + d*dt
+		if prev, err = s.eval(eulerUpdate(s.savedSample, sample, x0, interp, dt)); err != nil {
+			return nil, err
 		}
-		s.savedSample = nil
+		s.freeState()
 	}
 	s.stepIndex++
 	return prev, nil
 }
 
-func (s *kdpm2) stepAncestral(modelOutput, sample []float32, noise Noise) ([]float32, error) {
+func (s *kdpm2) stepAncestral(modelOutput, sample Vec, noise Noise) (Vec, error) {
 	first := s.firstOrder()
 	i := s.stepIndex
 	at := func(v []float32, j int) (float32, error) {
@@ -839,31 +877,33 @@ func (s *kdpm2) stepAncestral(modelOutput, sample []float32, noise Noise) ([]flo
 	if err != nil {
 		return nil, err
 	}
-	prev := make([]float32, len(sample))
+	var prev Vec
 	if first {
 		dt := interp - sigmaHat
-		for k := range prev {
-			d := (sample[k] - x0[k]) / sigmaHat
-			prev[k] = sample[k] + d*dt
+		if prev, err = s.eval(eulerUpdate(sample, sample, x0, sigmaHat, dt)); err != nil {
+			return nil, err
 		}
-		s.savedSample = append([]float32(nil), sample...)
+		if err = s.saveSample(sample); err != nil {
+			s.free(prev)
+			return nil, err
+		}
 	} else {
 		dt := down - sigmaHat
-		z, err := draw(s.class, noise, len(sample))
+		tmp := s.scratch()
+		defer tmp.free()
+		z, err := s.drawVec(noise, sample.Len(), tmp)
 		if err != nil {
 			return nil, err
 		}
-		for k := range prev {
-			d := (sample[k] - x0[k]) / interp
-			prev[k] = s.savedSample[k] + d*dt
-			prev[k] += z[k] * up
+		if prev, err = s.eval(eulerUpdate(s.savedSample, sample, x0, interp, dt).Add(V(z).Mul(C(up)))); err != nil {
+			return nil, err
 		}
-		s.savedSample = nil
+		s.freeState()
 	}
 	s.stepIndex++
 	return prev, nil
 }
 
-func (s *kdpm2) AddNoise(x0, noise []float32, t float64) ([]float32, error) {
+func (s *kdpm2) AddNoiseVec(x0, noise Vec, t float64) (Vec, error) {
 	return s.sigmaAddNoise(x0, noise, t)
 }

@@ -37,6 +37,7 @@ func newLCM(cfg Config) (Scheduler, error) {
 		return nil, err
 	}
 	s := &lcm{base: newBase(class, cfg)}
+	s.bind(s)
 	s.train = newTrainSchedule(&cfg, cfg.RescaleBetasZeroSNR, false)
 	s.finalAlphaCumprod = finalAlpha(cfg.SetAlphaToOne, s.train.alphasCumprod)
 	return s, nil
@@ -48,6 +49,7 @@ func newTCD(cfg Config) (Scheduler, error) {
 		return nil, err
 	}
 	s := &lcm{base: newBase(class, cfg), tcd: true, eta: 0.3}
+	s.bind(s)
 	s.train = newTrainSchedule(&cfg, cfg.RescaleBetasZeroSNR, false)
 	s.finalAlphaCumprod = finalAlpha(cfg.SetAlphaToOne, s.train.alphasCumprod)
 	return s, nil
@@ -93,15 +95,17 @@ func (s *lcm) SetTimesteps(steps int) error {
 	return nil
 }
 
-func (s *lcm) ScaleModelInput(sample []float32, t float64) ([]float32, error) {
-	return append([]float32(nil), sample...), nil
+func (s *lcm) freeState() {}
+
+func (s *lcm) ScaleModelInputVec(sample Vec, t float64) (Vec, error) {
+	return s.identityInput(sample)
 }
 
-func (s *lcm) Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error) {
+func (s *lcm) StepVec(modelOutput Vec, t float64, sample Vec, noise Noise) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
-	if err := checkLen(s.class, len(sample), "model output", modelOutput); err != nil {
+	if err := checkLen(s.class, sample, "model output", modelOutput); err != nil {
 		return nil, err
 	}
 	if err := s.initStepIndex(t, false); err != nil {
@@ -127,7 +131,9 @@ func (s *lcm) Step(modelOutput []float32, t float64, sample []float32, noise Noi
 	if err != nil {
 		return nil, err
 	}
-	if x0, err = s.clipOrThreshold(x0); err != nil {
+	tmp := s.scratch()
+	defer tmp.free()
+	if x0, err = s.clipOrThreshold(x0, tmp); err != nil {
 		return nil, err
 	}
 	// get_scalings_for_boundary_condition_discrete, on the int64 timestep tensor.
@@ -135,26 +141,25 @@ func (s *lcm) Step(modelOutput []float32, t float64, sample []float32, noise Noi
 	scaled := float32(ti) * float32(s.cfg.TimestepScaling)
 	cSkip := sigmaData * sigmaData / (scaled*scaled + sigmaData*sigmaData)
 	cOut := scaled / sqrt32(scaled*scaled+sigmaData*sigmaData)
-	denoised := make([]float32, len(sample))
-	for i := range denoised {
-		denoised[i] = cOut*x0[i] + cSkip*sample[i]
-	}
+	denoised := C(cOut).Mul(x0).Add(C(cSkip).Mul(V(sample)))
 	if s.stepIndex != s.numSteps-1 {
-		z, err := draw(s.class, noise, len(sample))
+		z, err := s.drawVec(noise, sample.Len(), tmp)
 		if err != nil {
 			return nil, err
 		}
 		sa, sb := sqrt32(aPrev), sqrt32(1-aPrev)
-		for i := range denoised {
-			denoised[i] = sa*denoised[i] + sb*z[i]
-		}
+		denoised = C(sa).Mul(denoised).Add(C(sb).Mul(V(z)))
+	}
+	prev, err := s.eval(denoised)
+	if err != nil {
+		return nil, err
 	}
 	s.stepIndex++
-	return denoised, nil
+	return prev, nil
 }
 
 // stepTCD is TCDScheduler.step (strategic stochastic sampling).
-func (s *lcm) stepTCD(modelOutput []float32, ti int, sample []float32, noise Noise) ([]float32, error) {
+func (s *lcm) stepTCD(modelOutput Vec, ti int, sample Vec, noise Noise) (Vec, error) {
 	prevT := 0
 	if s.stepIndex+1 < len(s.timesteps) {
 		prevT = int(s.timesteps[s.stepIndex+1])
@@ -172,25 +177,26 @@ func (s *lcm) stepTCD(modelOutput []float32, ti int, sample []float32, noise Noi
 		return nil, err
 	}
 	sa, sb := sqrt32(aS), sqrt32(1-aS)
-	noised := make([]float32, len(sample))
-	for i := range noised {
-		noised[i] = sa*x0[i] + sb*eps[i]
-	}
+	noised := C(sa).Mul(x0).Add(C(sb).Mul(eps))
+	tmp := s.scratch()
+	defer tmp.free()
 	if s.eta > 0 && s.stepIndex != s.numSteps-1 {
-		z, err := draw(s.class, noise, len(sample))
+		z, err := s.drawVec(noise, sample.Len(), tmp)
 		if err != nil {
 			return nil, err
 		}
 		r := aPrev / aS
 		c1, c2 := sqrt32(r), sqrt32(1-r)
-		for i := range noised {
-			noised[i] = c1*noised[i] + c2*z[i]
-		}
+		noised = C(c1).Mul(noised).Add(C(c2).Mul(V(z)))
+	}
+	prev, err := s.eval(noised)
+	if err != nil {
+		return nil, err
 	}
 	s.stepIndex++
-	return noised, nil
+	return prev, nil
 }
 
-func (s *lcm) AddNoise(x0, noise []float32, t float64) ([]float32, error) {
+func (s *lcm) AddNoiseVec(x0, noise Vec, t float64) (Vec, error) {
 	return s.alphaAddNoise(x0, noise, t)
 }

@@ -50,60 +50,73 @@ func thresholdSample(class string, x []float32, batch int, ratio, maxValue float
 	return out, nil
 }
 
-// clamp32 clamps every element to [-r, r] in place.
-func clamp32(x []float32, r float64) {
-	lo, hi := float32(-r), float32(r)
-	for i, v := range x {
-		x[i] = min(max(v, lo), hi)
+// threshold is dynamic thresholding of the expression x: it is not
+// elementwise (a quantile per image), so it runs on the host. The result is a
+// new Vec.
+func (b *base) threshold(x Expr) (Vec, error) {
+	v, err := b.eval(x)
+	if err != nil {
+		return nil, err
 	}
+	h, err := b.arith.ToHost(v)
+	b.free(v)
+	if err != nil {
+		return nil, err
+	}
+	c := &b.cfg
+	out, err := thresholdSample(b.class, h, b.batch, c.DynamicThresholdingRatio, c.SampleMaxValue)
+	if err != nil {
+		return nil, err
+	}
+	return b.arith.FromHost(out)
 }
 
 // alphaPredictions converts a model output at a training timestep with
 // alpha_prod_t = a into (pred_original_sample, pred_epsilon), as DDIM, DDPM,
 // LCM and TCD do.
-func alphaPredictions(class, prediction string, a float32, sample, out []float32) (x0, eps []float32, err error) {
+func alphaPredictions(class, prediction string, a float32, sample, out Vec) (x0, eps Expr, err error) {
 	b := 1 - a
 	sa, sb := sqrt32(a), sqrt32(b)
-	x0 = make([]float32, len(sample))
-	eps = make([]float32, len(sample))
 	switch prediction {
 	case "epsilon":
-		for i := range x0 {
-			x0[i] = (sample[i] - sb*out[i]) / sa
-			eps[i] = out[i]
-		}
+		x0 = V(sample).Sub(C(sb).Mul(V(out))).Div(C(sa))
+		eps = V(out)
 	case "sample":
-		for i := range x0 {
-			x0[i] = out[i]
-			eps[i] = (sample[i] - sa*out[i]) / sb
-		}
+		x0 = V(out)
+		eps = V(sample).Sub(C(sa).Mul(V(out))).Div(C(sb))
 	case "v_prediction":
-		for i := range x0 {
-			x0[i] = sa*sample[i] - sb*out[i]
-			eps[i] = sa*out[i] + sb*sample[i]
-		}
+		x0 = C(sa).Mul(V(sample)).Sub(C(sb).Mul(V(out)))
+		eps = C(sa).Mul(V(out)).Add(C(sb).Mul(V(sample)))
 	default:
-		return nil, nil, fmt.Errorf("sched: %s: prediction_type %q is not one of epsilon, sample, v_prediction", class, prediction)
+		return Expr{}, Expr{}, fmt.Errorf("sched: %s: prediction_type %q is not one of epsilon, sample, v_prediction", class, prediction)
 	}
 	return x0, eps, nil
 }
 
-// clipOrThreshold applies the thresholding or clip_sample option to a predicted x0.
-func (b *base) clipOrThreshold(x0 []float32) ([]float32, error) {
+// clipOrThreshold applies the thresholding or clip_sample option to a
+// predicted x0; a thresholded x0 is a Vec that tmp frees.
+func (b *base) clipOrThreshold(x0 Expr, tmp *scratch) (Expr, error) {
 	c := &b.cfg
 	if c.Thresholding {
-		return thresholdSample(b.class, x0, b.batch, c.DynamicThresholdingRatio, c.SampleMaxValue)
+		v, err := b.threshold(x0)
+		if err != nil {
+			return Expr{}, err
+		}
+		return V(tmp.add(v)), nil
 	}
 	if c.ClipSample {
-		clamp32(x0, c.ClipSampleRange)
+		return clampRange(x0, c.ClipSampleRange), nil
 	}
 	return x0, nil
 }
 
+// clampRange is x clamped to [-r, r].
+func clampRange(x Expr, r float64) Expr { return x.Clamp(float32(-r), float32(r)) }
+
 // alphaAddNoise is add_noise of the alpha-indexed classes:
 // sqrt(alpha_prod) * x0 + sqrt(1 - alpha_prod) * noise at training timestep t.
-func (b *base) alphaAddNoise(x0, noise []float32, t float64) ([]float32, error) {
-	if err := checkLen(b.class, len(x0), "noise", noise); err != nil {
+func (b *base) alphaAddNoise(x0, noise Vec, t float64) (Vec, error) {
+	if err := checkLen(b.class, x0, "noise", noise); err != nil {
 		return nil, err
 	}
 	ti, err := b.trainIndex(t)
@@ -112,19 +125,15 @@ func (b *base) alphaAddNoise(x0, noise []float32, t float64) ([]float32, error) 
 	}
 	a := b.train.alphasCumprod[ti]
 	sa, sb := sqrt32(a), sqrt32(1-a)
-	out := make([]float32, len(x0))
-	for i := range out {
-		out[i] = sa*x0[i] + sb*noise[i]
-	}
-	return out, nil
+	return b.eval(C(sa).Mul(V(x0)).Add(C(sb).Mul(V(noise))))
 }
 
 // sigmaAddNoise is add_noise of the Euler family: x0 + noise * sigma.
-func (b *base) sigmaAddNoise(x0, noise []float32, t float64) ([]float32, error) {
+func (b *base) sigmaAddNoise(x0, noise Vec, t float64) (Vec, error) {
 	if b.numSteps == 0 {
 		return nil, ErrNotSet
 	}
-	if err := checkLen(b.class, len(x0), "noise", noise); err != nil {
+	if err := checkLen(b.class, x0, "noise", noise); err != nil {
 		return nil, err
 	}
 	idx, err := b.addNoiseIndex(t, false)
@@ -135,41 +144,45 @@ func (b *base) sigmaAddNoise(x0, noise []float32, t float64) ([]float32, error) 
 	if err != nil {
 		return nil, err
 	}
-	out := make([]float32, len(x0))
-	for i := range out {
-		out[i] = x0[i] + noise[i]*sigma
-	}
-	return out, nil
+	return b.eval(V(x0).Add(V(noise).Mul(C(sigma))))
 }
 
 // scaleBySigma returns sample / sqrt(sigma^2 + 1).
-func scaleBySigma(sample []float32, sigma float32) []float32 {
-	d := sqrt32(sigma*sigma + 1)
-	out := make([]float32, len(sample))
-	for i, v := range sample {
-		out[i] = v / d
+func (b *base) scaleBySigma(sample Vec, sigma float32) (Vec, error) {
+	if err := checkLen(b.class, sample); err != nil {
+		return nil, err
 	}
-	return out
+	d := sqrt32(sigma*sigma + 1)
+	return b.eval(V(sample).Div(C(d)))
+}
+
+// identityInput is the model input of the classes that do not scale it: a
+// copy of the sample.
+func (b *base) identityInput(sample Vec) (Vec, error) {
+	if err := checkLen(b.class, sample); err != nil {
+		return nil, err
+	}
+	return b.copyVec(sample)
 }
 
 // sigmaX0 is the Euler family's pred_original_sample at noise level sigma.
-func sigmaX0(class, prediction string, sigma float32, sample, out []float32) ([]float32, error) {
-	x0 := make([]float32, len(sample))
+func sigmaX0(class, prediction string, sigma float32, sample, out Vec) (Expr, error) {
 	switch prediction {
 	case "epsilon":
-		for i := range x0 {
-			x0[i] = sample[i] - sigma*out[i]
-		}
+		return V(sample).Sub(C(sigma).Mul(V(out))), nil
 	case "v_prediction":
 		s2 := sigma*sigma + 1
 		c := -sigma / sqrt32(s2)
-		for i := range x0 {
-			x0[i] = out[i]*c + sample[i]/s2
-		}
+		return V(out).Mul(C(c)).Add(V(sample).Div(C(s2))), nil
 	case "sample":
-		copy(x0, out)
+		return V(out), nil
 	default:
-		return nil, fmt.Errorf("sched: %s: prediction_type %q is not one of epsilon, v_prediction, sample", class, prediction)
+		return Expr{}, fmt.Errorf("sched: %s: prediction_type %q is not one of epsilon, v_prediction, sample", class, prediction)
 	}
-	return x0, nil
+}
+
+// eulerUpdate is sample + (sample - x0)/sigma * dt, the Euler step from
+// start with the derivative at sample.
+func eulerUpdate(start, sample Vec, x0 Expr, sigma, dt float32) Expr {
+	return V(start).Add(V(sample).Sub(x0).Div(C(sigma)).Mul(C(dt)))
 }

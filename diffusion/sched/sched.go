@@ -9,6 +9,15 @@
 // numpy computes them and then cast, tensors and per-step scalars in float32 as
 // torch computes them on the CPU.
 //
+// The latent-sized arithmetic runs on an Arith (see arith.go): Host by default,
+// or a device's, chosen with SetArith, whose Vecs the Vec methods
+// (ScaleModelInputVec, StepVec, AddNoiseVec) take and return; the per-step
+// scalars are always computed on the host. Every Vec a method returns is new
+// and the caller's to free; the scheduler never frees or keeps the Vecs passed
+// to it (it copies what its run state needs) and frees its own temporaries and
+// state (SetTimesteps and SetArith free the state of the previous run). The
+// []float32 methods wrap the Vec methods on Host.
+//
 // A run follows the diffusers pipeline loop:
 //
 //	s, _ := sched.Load("model/scheduler/scheduler_config.json")
@@ -86,6 +95,16 @@ type Scheduler interface {
 	Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error)
 	// AddNoise noises x0 to the level of timestep t (image-to-image).
 	AddNoise(x0, noise []float32, t float64) ([]float32, error)
+
+	// SetArith chooses where latent arithmetic runs: Host (the default) or a
+	// device's Arith. Call it before SetTimesteps; the Vec methods take and
+	// return Vecs of that Arith.
+	SetArith(a Arith)
+	// ScaleModelInputVec, StepVec and AddNoiseVec are ScaleModelInput, Step and
+	// AddNoise on Vecs of the scheduler's Arith.
+	ScaleModelInputVec(sample Vec, t float64) (Vec, error)
+	StepVec(modelOutput Vec, t float64, sample Vec, noise Noise) (Vec, error)
+	AddNoiseVec(x0, noise Vec, t float64) (Vec, error)
 }
 
 // EtaScheduler is a scheduler whose step takes diffusers' eta argument: DDIM
@@ -171,11 +190,14 @@ func strengthStart(steps int, strength float64) (int, error) {
 }
 
 // base holds what every class shares: the configuration, the training
-// schedule, the inference timesteps and the step counters.
+// schedule, the inference timesteps, the step counters, and the Arith the
+// latent arithmetic runs on.
 type base struct {
 	class string
 	cfg   Config
 	train trainSchedule
+	arith Arith
+	vec   vecMethods // the class itself, for the []float32 wrappers
 
 	numSteps  int       // num_inference_steps; 0 before SetTimesteps
 	timesteps []float64 // the schedule, as float64
@@ -188,7 +210,127 @@ type base struct {
 }
 
 func newBase(class string, cfg Config) base {
-	return base{class: class, cfg: cfg, stepIndex: -1, beginIndex: -1, batch: 1}
+	return base{class: class, cfg: cfg, arith: Host, stepIndex: -1, beginIndex: -1, batch: 1}
+}
+
+// vecMethods is what each class implements on Vecs; base wraps it into the
+// []float32 methods.
+type vecMethods interface {
+	ScaleModelInputVec(sample Vec, t float64) (Vec, error)
+	StepVec(modelOutput Vec, t float64, sample Vec, noise Noise) (Vec, error)
+	AddNoiseVec(x0, noise Vec, t float64) (Vec, error)
+	// freeState frees the Vecs of the run state and forgets them.
+	freeState()
+}
+
+// bind sets the class whose Vec methods the []float32 methods call; every
+// constructor calls it.
+func (b *base) bind(v vecMethods) { b.vec = v }
+
+// SetArith sets the Arith of the latent arithmetic (nil is Host). The Vecs of
+// the run state, which belong to the previous Arith, are freed and forgotten.
+func (b *base) SetArith(a Arith) {
+	if a == nil {
+		a = Host
+	}
+	b.vec.freeState()
+	b.arith = a
+}
+
+// hostOnly refuses the []float32 methods on a device Arith.
+func (b *base) hostOnly() error {
+	if _, ok := b.arith.(hostArith); !ok {
+		return fmt.Errorf("sched: %s: the []float32 methods need the Host arith; this scheduler's is %T (use ScaleModelInputVec, StepVec and AddNoiseVec)", b.class, b.arith)
+	}
+	return nil
+}
+
+// hostResult unwraps a Host result.
+func hostResult(v Vec, err error) ([]float32, error) {
+	if err != nil {
+		return nil, err
+	}
+	h, ok := v.(HostVec)
+	if !ok {
+		return nil, fmt.Errorf("sched: a host operation returned a %T", v)
+	}
+	return []float32(h), nil
+}
+
+// ScaleModelInput is ScaleModelInputVec on Host.
+func (b *base) ScaleModelInput(sample []float32, t float64) ([]float32, error) {
+	if err := b.hostOnly(); err != nil {
+		return nil, err
+	}
+	return hostResult(b.vec.ScaleModelInputVec(HostVec(sample), t))
+}
+
+// Step is StepVec on Host.
+func (b *base) Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error) {
+	if err := b.hostOnly(); err != nil {
+		return nil, err
+	}
+	return hostResult(b.vec.StepVec(HostVec(modelOutput), t, HostVec(sample), noise))
+}
+
+// AddNoise is AddNoiseVec on Host.
+func (b *base) AddNoise(x0, noise []float32, t float64) ([]float32, error) {
+	if err := b.hostOnly(); err != nil {
+		return nil, err
+	}
+	return hostResult(b.vec.AddNoiseVec(HostVec(x0), HostVec(noise), t))
+}
+
+// eval evaluates e with the scheduler's Arith.
+func (b *base) eval(e Expr) (Vec, error) { return b.arith.Eval(e) }
+
+// copyVec returns a copy of v that the scheduler owns (run state must not
+// hold the caller's Vecs, which the caller may free).
+func (b *base) copyVec(v Vec) (Vec, error) { return b.arith.Eval(V(v)) }
+
+// free frees the Vecs that are not nil.
+func (b *base) free(vs ...Vec) {
+	for _, v := range vs {
+		if v != nil {
+			b.arith.Free(v)
+		}
+	}
+}
+
+// scratch collects the temporaries of one operation, freed together at its end.
+type scratch struct {
+	a  Arith
+	vs []Vec
+}
+
+func (b *base) scratch() *scratch { return &scratch{a: b.arith} }
+
+// add registers v to be freed by free and returns it.
+func (s *scratch) add(v Vec) Vec {
+	if v != nil {
+		s.vs = append(s.vs, v)
+	}
+	return v
+}
+
+func (s *scratch) free() {
+	for _, v := range s.vs {
+		s.a.Free(v)
+	}
+	s.vs = nil
+}
+
+// drawVec draws n normal values from noise and uploads them as a temporary of tmp.
+func (b *base) drawVec(noise Noise, n int, tmp *scratch) (Vec, error) {
+	z, err := draw(b.class, noise, n)
+	if err != nil {
+		return nil, err
+	}
+	v, err := b.arith.FromHost(z)
+	if err != nil {
+		return nil, err
+	}
+	return tmp.add(v), nil
 }
 
 func (b *base) Class() string { return b.class }
@@ -339,15 +481,20 @@ func (b *base) trainIndex(t float64) (int, error) {
 	return int(t), nil
 }
 
-// checkLen checks that the operands of a step have the sample's length.
-func checkLen(class string, n int, named ...any) error {
-	if n == 0 {
+// checkLen checks that sample is not empty and the other operands of a step,
+// given as name, Vec pairs, have its length.
+func checkLen(class string, sample Vec, named ...any) error {
+	if sample == nil || sample.Len() == 0 {
 		return fmt.Errorf("sched: %s: empty sample", class)
 	}
+	n := sample.Len()
 	for i := 0; i+1 < len(named); i += 2 {
-		v := named[i+1].([]float32)
-		if len(v) != n {
-			return fmt.Errorf("sched: %s: %s has %d values; the sample has %d", class, named[i], len(v), n)
+		v, _ := named[i+1].(Vec)
+		if v == nil {
+			return fmt.Errorf("sched: %s: %s is nil", class, named[i])
+		}
+		if v.Len() != n {
+			return fmt.Errorf("sched: %s: %s has %d values; the sample has %d", class, named[i], v.Len(), n)
 		}
 	}
 	return nil

@@ -13,7 +13,7 @@ type unipc struct {
 	dpmSolver
 	lowerOrderNums int
 	thisOrder      int
-	lastSample     []float32
+	lastSample     Vec
 }
 
 func newUniPC(cfg Config) (Scheduler, error) {
@@ -57,6 +57,7 @@ func newUniPC(cfg Config) (Scheduler, error) {
 		return nil, fmt.Errorf("sched: %s: solver_p (a second scheduler as predictor) is not supported", class)
 	}
 	s := &unipc{dpmSolver: dpmSolver{base: newBase(class, cfg)}}
+	s.bind(s)
 	s.train = newTrainSchedule(&cfg, cfg.RescaleBetasZeroSNR, true)
 	return s, nil
 }
@@ -84,60 +85,59 @@ func (s *unipc) SetTimesteps(steps int) error {
 	sigmas, ts := s.multistepSchedule(ts, steps, multistepOptions{configBounds: true, roundKarras: true, finalSigma: final})
 	s.sigmas, s.timesteps, s.ts32 = sigmas, ts, false
 	s.numSteps = len(ts)
-	s.modelOutputs = make([][]float32, c.SolverOrder)
-	s.lowerOrderNums, s.thisOrder, s.lastSample = 0, 0, nil
+	s.freeState()
+	s.freeHistory(c.SolverOrder)
+	s.lowerOrderNums, s.thisOrder = 0, 0
 	s.resetRun()
 	return nil
 }
 
-// convert is UniPC's convert_model_output: x0 with predict_x0, else epsilon.
-func (s *unipc) convert(out, sample []float32) ([]float32, error) {
+func (s *unipc) freeState() {
+	s.freeHistory(len(s.modelOutputs))
+	s.free(s.lastSample)
+	s.lastSample = nil
+}
+
+// convert is UniPC's convert_model_output: x0 with predict_x0, else epsilon,
+// as a new Vec.
+func (s *unipc) convert(out, sample Vec) (Vec, error) {
 	c := &s.cfg
 	sigma, err := s.sigmaAt(s.stepIndex)
 	if err != nil {
 		return nil, err
 	}
 	alpha, sig := alphaSigma(sigma)
-	n := len(sample)
-	res := make([]float32, n)
+	var res Expr
 	if c.PredictX0 {
 		switch c.PredictionType {
 		case "epsilon":
-			for i := range res {
-				res[i] = (sample[i] - sig*out[i]) / alpha
-			}
+			res = V(sample).Sub(C(sig).Mul(V(out))).Div(C(alpha))
 		case "sample":
-			copy(res, out)
+			res = V(out)
 		case "v_prediction":
-			for i := range res {
-				res[i] = alpha*sample[i] - sig*out[i]
-			}
+			res = C(alpha).Mul(V(sample)).Sub(C(sig).Mul(V(out)))
 		}
 		if c.Thresholding {
-			return thresholdSample(s.class, res, s.batch, c.DynamicThresholdingRatio, c.SampleMaxValue)
+			return s.threshold(res)
 		}
-		return res, nil
+		return s.eval(res)
 	}
 	switch c.PredictionType {
 	case "epsilon":
-		copy(res, out)
+		res = V(out)
 	case "sample":
-		for i := range res {
-			res[i] = (sample[i] - alpha*out[i]) / sig
-		}
+		res = V(sample).Sub(C(alpha).Mul(V(out))).Div(C(sig))
 	case "v_prediction":
-		for i := range res {
-			res[i] = alpha*out[i] + sig*sample[i]
-		}
+		res = C(alpha).Mul(V(out)).Add(C(sig).Mul(V(sample)))
 	}
-	return res, nil
+	return s.eval(res)
 }
 
-func (s *unipc) Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error) {
+func (s *unipc) StepVec(modelOutput Vec, t float64, sample Vec, noise Noise) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
-	if err := checkLen(s.class, len(sample), "model output", modelOutput); err != nil {
+	if err := checkLen(s.class, sample, "model output", modelOutput); err != nil {
 		return nil, err
 	}
 	if err := s.initStepIndex(t, true); err != nil {
@@ -153,10 +153,17 @@ func (s *unipc) Step(modelOutput []float32, t float64, sample []float32, noise N
 	if err != nil {
 		return nil, err
 	}
+	// The sample the predictor starts from, which the next step's corrector
+	// needs: the corrected sample, or a copy of the caller's.
+	var start Vec
 	if useCorrector {
-		if sample, err = s.corrector(m, s.lastSample, sample, s.thisOrder); err != nil {
-			return nil, err
-		}
+		start, err = s.corrector(m, s.lastSample, sample, s.thisOrder)
+	} else {
+		start, err = s.copyVec(sample)
+	}
+	if err != nil {
+		s.free(m)
+		return nil, err
 	}
 	s.push(m)
 	order := c.SolverOrder
@@ -164,8 +171,9 @@ func (s *unipc) Step(modelOutput []float32, t float64, sample []float32, noise N
 		order = min(order, len(s.timesteps)-i)
 	}
 	s.thisOrder = min(order, s.lowerOrderNums+1)
-	s.lastSample = sample
-	prev, err := s.predictor(sample, s.thisOrder)
+	s.free(s.lastSample)
+	s.lastSample = start
+	prev, err := s.predictor(start, s.thisOrder)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +261,7 @@ func solve(a [][]float32, y []float32, n int) ([]float32, error) {
 }
 
 // predictor is multistep_uni_p_bh_update.
-func (s *unipc) predictor(x []float32, order int) ([]float32, error) {
+func (s *unipc) predictor(x Vec, order int) (Vec, error) {
 	i := s.stepIndex
 	a, sg, l, err := s.points(i+1, i)
 	if err != nil {
@@ -263,7 +271,7 @@ func (s *unipc) predictor(x []float32, order int) ([]float32, error) {
 	h := l[0] - l[1]
 	m0 := s.history(0)
 	var rks []float32
-	var d1s [][]float32
+	var d1s []Expr
 	for k := 1; k < order; k++ {
 		_, _, lk, err := s.points(i - k)
 		if err != nil {
@@ -271,12 +279,7 @@ func (s *unipc) predictor(x []float32, order int) ([]float32, error) {
 		}
 		rk := (lk[0] - l[1]) / h
 		rks = append(rks, rk)
-		mk := s.history(k)
-		d := make([]float32, len(x))
-		for j := range d {
-			d[j] = (mk[j] - m0[j]) / rk
-		}
-		d1s = append(d1s, d)
+		d1s = append(d1s, V(s.history(k)).Sub(V(m0)).Div(C(rk)))
 	}
 	rks = append(rks, 1)
 	co := s.bhCoefficients(rks, h, order)
@@ -300,24 +303,21 @@ func (s *unipc) predictor(x []float32, order int) ([]float32, error) {
 	} else {
 		c0, c1 = alphaT/alphaS0, -(sigT * co.hPhi1)
 	}
-	xt := lincomb([]float32{c0, c1}, x, m0)
+	xt := lincomb([]float32{c0, c1}, V(x), V(m0))
 	if len(d1s) == 0 {
-		return xt, nil
+		return s.eval(xt)
 	}
 	res := einsum(rhos, d1s)
 	scale := alphaT * co.bh
 	if !s.cfg.PredictX0 {
 		scale = sigT * co.bh
 	}
-	for j := range xt {
-		xt[j] -= scale * res[j]
-	}
-	return xt, nil
+	return s.eval(xt.Sub(C(scale).Mul(res)))
 }
 
 // corrector is multistep_uni_c_bh_update: it corrects thisSample, the
 // predictor's result from lastSample, with the model output at it.
-func (s *unipc) corrector(modelT, lastSample, thisSample []float32, order int) ([]float32, error) {
+func (s *unipc) corrector(modelT, lastSample, thisSample Vec, order int) (Vec, error) {
 	i := s.stepIndex
 	a, sg, l, err := s.points(i, i-1)
 	if err != nil {
@@ -330,7 +330,7 @@ func (s *unipc) corrector(modelT, lastSample, thisSample []float32, order int) (
 		return nil, fmt.Errorf("sched: %s: corrector without a previous model output", s.class)
 	}
 	var rks []float32
-	var d1s [][]float32
+	var d1s []Expr
 	for k := 1; k < order; k++ {
 		_, _, lk, err := s.points(i - (k + 1))
 		if err != nil {
@@ -338,12 +338,7 @@ func (s *unipc) corrector(modelT, lastSample, thisSample []float32, order int) (
 		}
 		rk := (lk[0] - l[1]) / h
 		rks = append(rks, rk)
-		mk := s.history(k)
-		d := make([]float32, len(thisSample))
-		for j := range d {
-			d[j] = (mk[j] - m0[j]) / rk
-		}
-		d1s = append(d1s, d)
+		d1s = append(d1s, V(s.history(k)).Sub(V(m0)).Div(C(rk)))
 	}
 	rks = append(rks, 1)
 	co := s.bhCoefficients(rks, h, order)
@@ -359,34 +354,17 @@ func (s *unipc) corrector(modelT, lastSample, thisSample []float32, order int) (
 	} else {
 		c0, c1, scale = alphaT/alphaS0, -(sigT * co.hPhi1), sigT*co.bh
 	}
-	xt := lincomb([]float32{c0, c1}, lastSample, m0)
-	var corr []float32
-	if len(d1s) > 0 {
-		corr = einsum(rhos[:len(rhos)-1], d1s)
-	}
+	xt := lincomb([]float32{c0, c1}, V(lastSample), V(m0))
 	last := rhos[len(rhos)-1]
-	for j := range xt {
-		d := last * (modelT[j] - m0[j])
-		if corr != nil {
-			d = corr[j] + d
-		}
-		xt[j] -= scale * d
+	d := C(last).Mul(V(modelT).Sub(V(m0)))
+	if len(d1s) > 0 {
+		d = einsum(rhos[:len(rhos)-1], d1s).Add(d)
 	}
-	return xt, nil
+	return s.eval(xt.Sub(C(scale).Mul(d)))
 }
 
 // einsum is torch.einsum("k,bkc...->bc...", rhos, D1s): sum_k rhos[k]*d[k].
-func einsum(rhos []float32, d [][]float32) []float32 {
-	out := make([]float32, len(d[0]))
-	for j := range out {
-		acc := rhos[0] * d[0][j]
-		for k := 1; k < len(d); k++ {
-			acc += rhos[k] * d[k][j]
-		}
-		out[j] = acc
-	}
-	return out
-}
+func einsum(rhos []float32, d []Expr) Expr { return lincomb(rhos[:len(d)], d...) }
 
 // deis is diffusers' DEISMultistepScheduler (Zhang & Chen 2022), log-rho
 // variant.
@@ -433,6 +411,7 @@ func newDEIS(cfg Config) (Scheduler, error) {
 		return nil, err
 	}
 	s := &deis{dpmSolver: dpmSolver{base: newBase(class, cfg)}}
+	s.bind(s)
 	s.train = newTrainSchedule(&cfg, false, false)
 	return s, nil
 }
@@ -456,50 +435,48 @@ func (s *deis) SetTimesteps(steps int) error {
 	sigmas, ts := s.multistepSchedule(ts, steps, multistepOptions{roundKarras: true, finalSigma: final})
 	s.sigmas, s.timesteps, s.ts32 = sigmas, ts, false
 	s.numSteps = len(ts)
-	s.modelOutputs = make([][]float32, c.SolverOrder)
+	s.freeHistory(c.SolverOrder)
 	s.lowerOrderNums = 0
 	s.resetRun()
 	return nil
 }
 
-// convert is DEIS's convert_model_output: the noise implied by the x0 prediction.
-func (s *deis) convert(out, sample []float32) ([]float32, error) {
+func (s *deis) freeState() { s.freeHistory(len(s.modelOutputs)) }
+
+// convert is DEIS's convert_model_output: the noise implied by the x0
+// prediction, as a new Vec.
+func (s *deis) convert(out, sample Vec) (Vec, error) {
 	c := &s.cfg
 	sigma, err := s.sigmaAt(s.stepIndex)
 	if err != nil {
 		return nil, err
 	}
 	alpha, sig := alphaSigma(sigma)
-	x0 := make([]float32, len(sample))
+	var x0 Expr
 	switch c.PredictionType {
 	case "epsilon":
-		for i := range x0 {
-			x0[i] = (sample[i] - sig*out[i]) / alpha
-		}
+		x0 = V(sample).Sub(C(sig).Mul(V(out))).Div(C(alpha))
 	case "sample":
-		copy(x0, out)
+		x0 = V(out)
 	case "v_prediction":
-		for i := range x0 {
-			x0[i] = alpha*sample[i] - sig*out[i]
-		}
+		x0 = C(alpha).Mul(V(sample)).Sub(C(sig).Mul(V(out)))
 	}
 	if c.Thresholding {
-		if x0, err = thresholdSample(s.class, x0, s.batch, c.DynamicThresholdingRatio, c.SampleMaxValue); err != nil {
+		v, err := s.threshold(x0)
+		if err != nil {
 			return nil, err
 		}
+		defer s.free(v)
+		x0 = V(v)
 	}
-	eps := make([]float32, len(sample))
-	for i := range eps {
-		eps[i] = (sample[i] - alpha*x0[i]) / sig
-	}
-	return eps, nil
+	return s.eval(V(sample).Sub(C(alpha).Mul(x0)).Div(C(sig)))
 }
 
-func (s *deis) Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error) {
+func (s *deis) StepVec(modelOutput Vec, t float64, sample Vec, noise Noise) (Vec, error) {
 	if s.numSteps == 0 {
 		return nil, ErrNotSet
 	}
-	if err := checkLen(s.class, len(sample), "model output", modelOutput); err != nil {
+	if err := checkLen(s.class, sample, "model output", modelOutput); err != nil {
 		return nil, err
 	}
 	if err := s.initStepIndex(t, true); err != nil {
@@ -515,7 +492,7 @@ func (s *deis) Step(modelOutput []float32, t float64, sample []float32, noise No
 		return nil, err
 	}
 	s.push(m)
-	var prev []float32
+	var prev Vec
 	switch {
 	case c.SolverOrder == 1 || s.lowerOrderNums < 1 || lowerFinal:
 		prev, err = s.firstOrder(m, sample, i)
@@ -534,13 +511,13 @@ func (s *deis) Step(modelOutput []float32, t float64, sample []float32, noise No
 	return prev, nil
 }
 
-func (s *deis) firstOrder(m, sample []float32, i int) ([]float32, error) {
+func (s *deis) firstOrder(m, sample Vec, i int) (Vec, error) {
 	a, sg, l, err := s.points(i+1, i)
 	if err != nil {
 		return nil, err
 	}
 	h := l[0] - l[1]
-	return lincomb([]float32{a[0] / a[1], -(sg[0] * (exp32(h) - 1))}, sample, m), nil
+	return s.eval(lincomb([]float32{a[0] / a[1], -(sg[0] * (exp32(h) - 1))}, V(sample), V(m)))
 }
 
 // rhos returns sigma_t/alpha_t at the sigma indices.
@@ -556,7 +533,7 @@ func (s *deis) rhos(idx ...int) ([]float32, float32, float32, error) {
 	return r, a[0], a[1], nil
 }
 
-func (s *deis) secondOrder(sample []float32) ([]float32, error) {
+func (s *deis) secondOrder(sample Vec) (Vec, error) {
 	i := s.stepIndex
 	r, alphaT, alphaS0, err := s.rhos(i+1, i, i-1)
 	if err != nil {
@@ -569,14 +546,10 @@ func (s *deis) secondOrder(sample []float32) ([]float32, error) {
 	coef1 := ind(rt, r0, r1) - ind(r0, r0, r1)
 	coef2 := ind(rt, r1, r0) - ind(r0, r1, r0)
 	m0, m1 := s.history(0), s.history(1)
-	out := make([]float32, len(sample))
-	for j := range out {
-		out[j] = alphaT * (sample[j]/alphaS0 + coef1*m0[j] + coef2*m1[j])
-	}
-	return out, nil
+	return s.eval(C(alphaT).Mul(V(sample).Div(C(alphaS0)).Add(C(coef1).Mul(V(m0))).Add(C(coef2).Mul(V(m1)))))
 }
 
-func (s *deis) thirdOrder(sample []float32) ([]float32, error) {
+func (s *deis) thirdOrder(sample Vec) (Vec, error) {
 	i := s.stepIndex
 	r, alphaT, alphaS0, err := s.rhos(i+1, i, i-1, i-2)
 	if err != nil {
@@ -593,9 +566,5 @@ func (s *deis) thirdOrder(sample []float32) ([]float32, error) {
 	coef2 := ind(rt, r1, r2, r0) - ind(r0, r1, r2, r0)
 	coef3 := ind(rt, r2, r0, r1) - ind(r0, r2, r0, r1)
 	m0, m1, m2 := s.history(0), s.history(1), s.history(2)
-	out := make([]float32, len(sample))
-	for j := range out {
-		out[j] = alphaT * (sample[j]/alphaS0 + coef1*m0[j] + coef2*m1[j] + coef3*m2[j])
-	}
-	return out, nil
+	return s.eval(C(alphaT).Mul(V(sample).Div(C(alphaS0)).Add(C(coef1).Mul(V(m0))).Add(C(coef2).Mul(V(m1))).Add(C(coef3).Mul(V(m2)))))
 }
