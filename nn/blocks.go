@@ -2,42 +2,24 @@ package nn
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/sdgo/sdgo/tensor"
 )
 
 // SinusoidalEmbedding returns diffusers' get_timestep_embedding of timesteps t:
 // [len(t), dim], half sines and half cosines of t·e^(-ln(10⁴)·i/(dim/2 - freqShift)),
-// cosines first when flipSinToCos. Each step is rounded to float32 where torch
+// cosines first when flipSinToCos, and a zero column when dim is odd. The
+// timesteps are uploaded to b and the embedding is computed there
+// (tensor.TimestepEmbedding). Each step is rounded to float32 where torch
 // computes in float32, so the result matches torch's bit for bit up to the last
 // ulp of sin and cos.
 func SinusoidalEmbedding(b tensor.Backend, t []float32, dim int, flipSinToCos bool, freqShift float64) (*tensor.Tensor, error) {
-	if dim < 2 {
-		return nil, fmt.Errorf("timestep embedding of %d features", dim)
+	ts, err := tensor.FromFloat32(b, t, len(t))
+	if err != nil {
+		return nil, err
 	}
-	half := dim / 2
-	freqs := make([]float32, half)
-	lnMax := float32(-math.Log(10000))
-	div := float32(float64(half) - freqShift)
-	for i := range freqs {
-		e := lnMax * float32(i) / div
-		freqs[i] = float32(math.Exp(float64(e)))
-	}
-	out := make([]float32, len(t)*dim)
-	for n, ts := range t {
-		row := out[n*dim : (n+1)*dim]
-		sin, cos := row[:half], row[half:2*half]
-		if flipSinToCos {
-			sin, cos = cos, sin
-		}
-		for i, f := range freqs {
-			arg := float64(ts * f)
-			sin[i] = float32(math.Sin(arg))
-			cos[i] = float32(math.Cos(arg))
-		}
-	}
-	return tensor.FromFloat32(b, out, len(t), dim)
+	defer ts.Release()
+	return tensor.TimestepEmbedding(ts, dim, tensor.TimestepEmbeddingParams{FlipSinToCos: flipSinToCos, FreqShift: freqShift})
 }
 
 // TimeMLP is diffusers' TimestepEmbedding: linear_1, SiLU, linear_2.

@@ -64,6 +64,16 @@ type Conv2dParams struct {
 	PadEnd int
 }
 
+// TimestepEmbeddingParams configures TimestepEmbedding: diffusers'
+// get_timestep_embedding with its flip_sin_to_cos and downscale_freq_shift.
+type TimestepEmbeddingParams struct {
+	// FlipSinToCos puts the cosines first: [cos, sin] rather than [sin, cos].
+	FlipSinToCos bool
+	// FreqShift is diffusers' downscale_freq_shift: frequency i of the half =
+	// dim/2 frequencies is exp(−ln(10000)·i/(half − FreqShift)).
+	FreqShift float64
+}
+
 // Backend runs tensor operations on one device. The CPU backend is in this package;
 // the CUDA and Metal backends implement the same interface in their own packages.
 //
@@ -147,4 +157,12 @@ type Backend interface {
 	// n elements of each of the leading rows: x is viewed as [rows, n], mean and
 	// variance are [rows].
 	Moments(mean, variance, x *Tensor) error
+	// TimestepEmbedding sets dst [N,dim] to the sinusoidal embedding of the
+	// timesteps t [N] (dim ≥ 2): with half = dim/2 and the frequencies
+	// f = p.Frequencies(dim), row n is [sin(t[n]·f), cos(t[n]·f)] ([cos, sin]
+	// when p.FlipSinToCos), then a zero column when dim is odd. Each argument
+	// t[n]·f[i] is a float32 product; the CPU computes exp, sin and cos in float64
+	// and rounds to float32, and a backend that does the same (CUDA) agrees with
+	// it bit for bit.
+	TimestepEmbedding(dst, t *Tensor, p TimestepEmbeddingParams) error
 }

@@ -1,6 +1,8 @@
 package tensor
 
 import (
+	"math"
+
 	"github.com/sdgo/sdgo/kernels/asm"
 )
 
@@ -220,5 +222,40 @@ func (c *CPU) Softmax(dst, x *Tensor) error {
 			asm.Softmax(row)
 		}
 	})
+	return nil
+}
+
+// TimestepEmbedding sets dst [N,dim] to the sinusoidal embedding of the
+// contiguous F32 timesteps t [N] (see Backend): each argument is the float32
+// product t[n]·f[i], and exp, sin and cos are computed in float64 and rounded to
+// float32.
+func (c *CPU) TimestepEmbedding(dst, t *Tensor, p TimestepEmbeddingParams) error {
+	defer keepAlive(dst, t)
+	ss, err := c.storages("TimestepEmbedding", dst, t)
+	if err != nil {
+		return err
+	}
+	if dst.Rank() != 2 || t.Rank() != 1 || dst.shape[0] != t.shape[0] {
+		return shapeErr("TimestepEmbedding", "%v from timesteps %v", dst, t)
+	}
+	n, dim := dst.shape[0], dst.shape[1]
+	half := dim / 2
+	freqs := p.Frequencies(dim)
+	d, ts := ss[0].F32[dst.offset:][:n*dim], ss[1].F32[t.offset:][:n]
+	for r, tv := range ts {
+		row := d[r*dim : (r+1)*dim]
+		sin, cos := row[:half], row[half:2*half]
+		if p.FlipSinToCos {
+			sin, cos = cos, sin
+		}
+		for i, f := range freqs {
+			arg := float64(tv * f)
+			sin[i] = float32(math.Sin(arg))
+			cos[i] = float32(math.Cos(arg))
+		}
+		if dim%2 != 0 {
+			row[dim-1] = 0
+		}
+	}
 	return nil
 }

@@ -22,9 +22,10 @@
 // two shapes, and the binary operations broadcast their operands through Expand.
 //
 // Operations accept views. Those that need row-major input (the norms, Softmax,
-// GEGLU, Upsample2x, ResizeNearest, Moments and the unary functions) copy a strided input to a
-// contiguous temporary and release it before they return; Copy, Concat and the
-// binary operations read strided and broadcast operands in place.
+// GEGLU, Upsample2x, ResizeNearest, Moments, TimestepEmbedding and the unary
+// functions) copy a strided input to a contiguous temporary and release it
+// before they return; Copy, Concat and the binary operations read strided and
+// broadcast operands in place.
 //
 // # Backends
 //
@@ -38,10 +39,10 @@
 // which one runs.
 //
 // Activations are computed in F32: F16 and BF16 inputs of element-wise operations,
-// norms, Softmax, GEGLU, the resizes and Moments are widened first, and their
-// results are F32. Parameters (norm weights, embedding tables, matrix operands)
-// keep the dtype they are stored in and are widened inside the kernels; Concat
-// keeps its inputs' dtype.
+// norms, Softmax, GEGLU, the resizes, Moments and TimestepEmbedding's timesteps
+// are widened first, and their results are F32. Parameters (norm weights,
+// embedding tables, matrix operands) keep the dtype they are stored in and are
+// widened inside the kernels; Concat keeps its inputs' dtype.
 //
 // # Allocation reuse
 //

@@ -477,6 +477,25 @@ func (m *Model) Forward(in Input, trace Trace) (*tensor.Tensor, error) {
 	return m.convOut.Forward(n)
 }
 
+// embedTimeIDs returns the sinusoidal embedding of each of SDXL's time ids
+// [B,k] as [B·k, addTimeDim]: on the device where the ids are when that is b
+// (no read back to the host), else from their values uploaded to b.
+func embedTimeIDs(b tensor.Backend, ids *tensor.Tensor, a *arch) (*tensor.Tensor, error) {
+	if ids.Backend() != b {
+		v, err := ids.Float32s()
+		if err != nil {
+			return nil, err
+		}
+		return nn.SinusoidalEmbedding(b, v, a.addTimeDim, a.flipSinToCos, a.freqShift)
+	}
+	flat, err := ids.Reshape(ids.Numel())
+	if err != nil {
+		return nil, err
+	}
+	defer flat.Release()
+	return tensor.TimestepEmbedding(flat, a.addTimeDim, tensor.TimestepEmbeddingParams{FlipSinToCos: a.flipSinToCos, FreqShift: a.freqShift})
+}
+
 // embed computes the time embedding, plus SDXL's added text_time embedding.
 func (m *Model) embed(in Input, trace Trace) (*tensor.Tensor, error) {
 	a := &m.arch
@@ -500,12 +519,7 @@ func (m *Model) embed(in Input, trace Trace) (*tensor.Tensor, error) {
 		emb.Release()
 		return nil, fmt.Errorf("unet: text_embeds %v and time_ids %v do not make the %d-wide added embedding of a batch of %d", in.TextEmbeds, in.TimeIDs, a.addInputDim, batch)
 	}
-	ids, err := in.TimeIDs.Float32s()
-	if err != nil {
-		emb.Release()
-		return nil, err
-	}
-	tp, err := nn.SinusoidalEmbedding(b, ids, a.addTimeDim, a.flipSinToCos, a.freqShift)
+	tp, err := embedTimeIDs(b, in.TimeIDs, a)
 	if err != nil {
 		emb.Release()
 		return nil, err

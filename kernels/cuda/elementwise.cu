@@ -1,6 +1,7 @@
 // Element-wise kernels of the sdgo CUDA backend: unary functions, broadcasting
 // binary operations, affine, clamp, fill, strided copies with dtype conversion
-// (F32, F16, BF16), GEGLU, nearest resize and embedding lookup.
+// (F32, F16, BF16), GEGLU, nearest resize, embedding lookup and the sinusoidal
+// timestep embedding.
 //
 // Every kernel is a grid-stride loop over 64-bit element indices; launch with
 // any 1-D grid. Strided operands are described by a Dims struct passed by value
@@ -168,3 +169,36 @@ template <typename T> __device__ void embedding(float *y, const T *table, const 
 extern "C" __global__ void embedding_f32(float *y, const float *t, const long long *ids, long long nids, long long dim, long long rs, long long cs) { embedding(y, t, ids, nids, dim, rs, cs); }
 extern "C" __global__ void embedding_f16(float *y, const __half *t, const long long *ids, long long nids, long long dim, long long rs, long long cs) { embedding(y, t, ids, nids, dim, rs, cs); }
 extern "C" __global__ void embedding_bf16(float *y, const __nv_bfloat16 *t, const long long *ids, long long nids, long long dim, long long rs, long long cs) { embedding(y, t, ids, nids, dim, rs, cs); }
+
+// div_rn is a float quotient rounded to nearest even whatever the compiler's
+// flags (__fdiv_rn on the device; the host emulation's division is IEEE).
+__device__ __forceinline__ float div_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fdiv_rn(a, b);
+#else
+    return a / b;
+#endif
+}
+
+// timestep_embedding_f32: y [n, dim] is the sinusoidal embedding of the
+// timesteps t [n] (tensor.Backend.TimestepEmbedding): with half = dim/2,
+// frequency k is (float)exp((double)(c*k/d)) (a float product and quotient),
+// row r is [sin(t[r]*f), cos(t[r]*f)], [cos, sin] when flip, then a zero column
+// when dim is odd. The argument t[r]*f is a float product, and exp, sin and cos
+// run in double and round to float, as the CPU backend does, so that the two
+// agree bit for bit.
+extern "C" __global__ void timestep_embedding_f32(float *y, const float *t, long long n, long long dim, float c, float d, int flip) {
+    long long half = dim / 2;
+    GRID_STRIDE(i, n * dim) {
+        long long r = i / dim, col = i - r * dim;
+        float v = 0.0f;
+        if (col < 2 * half) {
+            bool first = col < half;
+            long long k = first ? col : col - half;
+            float f = (float)exp((double)div_rn(__fmul_rn(c, (float)k), d));
+            double arg = (double)__fmul_rn(t[r], f);
+            v = (first != (flip != 0)) ? (float)sin(arg) : (float)cos(arg);
+        }
+        y[i] = v;
+    }
+}

@@ -1,5 +1,6 @@
 // elementwise.metal: fills, strided copies with dtype conversion, the
-// element-wise functions, GEGLU, nearest resizing and embedding lookups. The
+// element-wise functions, GEGLU, nearest resizing, embedding lookups and the
+// sinusoidal timestep embedding. The
 // one-dimensional kernels run one thread per element in threadgroups of 256.
 
 #include <metal_stdlib>
@@ -290,4 +291,40 @@ kernel void embedding(device float* dst [[buffer(0)]],
     long c = i - r * p.dim;
     long t = long(p.toff) + long(ids[r]) * p.rs + c * p.cs;
     ((device uint*)dst)[long(p.doff) + i] = ld_bits(table, p.tdt, t);
+}
+
+// TimestepParams: dst [n, dim] is the sinusoidal embedding of the timesteps t
+// [n] (tensor.Backend.TimestepEmbedding) with the dim/2 frequencies freqs,
+// which the host computes as the CPU backend does (exp in double, which Metal
+// lacks). Row r is [sin(t[r]*f), cos(t[r]*f)], [cos, sin] when flip, then a
+// zero column when dim is odd. The argument t[r]*f is the CPU's float product
+// bit for bit; precise::sin and precise::cos of it are within a few ulp of the
+// CPU's correctly rounded double results (a few 1e-7 on values of at most 1).
+struct TimestepParams {
+    int n;
+    int dim;
+    int flip;
+    int toff;
+    int doff;
+};
+
+kernel void timestep_embedding(device float* dst [[buffer(0)]],
+                               device const float* t [[buffer(1)]],
+                               device const float* freqs [[buffer(2)]],
+                               constant TimestepParams& p [[buffer(3)]],
+                               uint gid [[thread_position_in_grid]]) {
+    long i = long(gid);
+    if (i >= long(p.n) * long(p.dim)) {
+        return;
+    }
+    long r = i / p.dim;
+    int c = int(i - r * p.dim);
+    int nf = p.dim / 2;
+    float v = 0.0f;
+    if (c < 2 * nf) {
+        bool first = c < nf;
+        float arg = t[long(p.toff) + r] * freqs[first ? c : c - nf];
+        v = (first != (p.flip != 0)) ? precise::sin(arg) : precise::cos(arg);
+    }
+    dst[long(p.doff) + i] = v;
 }

@@ -120,6 +120,7 @@ var kernels = []kernelSpec{
 	spec("geglu", "GegluParams", 4, devF32, cdevF32),
 	spec("resize_nearest", "ResizeParams", 9, devF32, cdevF32),
 	spec("embedding", "EmbeddingParams", 7, devF32, cdevAny, "device const int*"),
+	spec("timestep_embedding", "TimestepParams", 5, devF32, cdevF32, cdevF32),
 	spec("softmax", "RowParams", 4, devF32, cdevF32),
 	spec("layer_norm", "LayerNormParams", 11, devF32, cdevF32, cdevAny, cdevAny),
 	spec("group_norm", "GroupNormParams", 13, devF32, cdevF32, cdevAny, cdevAny),

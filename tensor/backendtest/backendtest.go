@@ -30,7 +30,8 @@ import (
 // Copies, fills, concatenation, resizing, embedding lookups and clamping must
 // match exactly whatever the tolerance.
 type Tolerance struct {
-	// Elem bounds element-wise functions (SiLU, GELU, exp, division, GEGLU):
+	// Elem bounds element-wise functions (SiLU, GELU, exp, division, GEGLU,
+	// the timestep embedding's sines and cosines):
 	// |got−want| ≤ Elem·max(|want|, 1). 0 means 1e-5.
 	Elem float64
 	// Sum bounds results of sums (matrix products, convolutions, attention, the
@@ -93,6 +94,7 @@ func Run(t *testing.T, b tensor.Backend, tol Tolerance) {
 	t.Run("ResizeNearest", s.testResize)
 	t.Run("Embedding", s.testEmbedding)
 	t.Run("Moments", s.testMoments)
+	t.Run("TimestepEmbedding", s.testTimestepEmbedding)
 }
 
 // env makes the inputs of one case on one backend and collects what to release.

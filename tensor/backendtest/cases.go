@@ -1,6 +1,7 @@
 package backendtest
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -606,5 +607,75 @@ func (s *suite) testMoments(t *testing.T) {
 			e.own(v, nil)
 			return []result{e.read(m), e.read(v)}
 		})
+	}
+}
+
+// testTimestepEmbedding compares the sinusoidal embedding on awkward sizes: one
+// and three timesteps, dims from 2 (one frequency) to 1280, odd dims (a zero
+// column), both orders, both frequency shifts, integer, half and small
+// fractional timesteps and SDXL's time ids. A backend that computes exp, sin and
+// cos as the CPU does (in float64) agrees bit for bit; one without double
+// (Metal) is within a few float ulps, well inside Tolerance.Elem.
+func (s *suite) testTimestepEmbedding(t *testing.T) {
+	steps := map[int][]float32{
+		1: {999.5},
+		3: {0, 999, 0.25},
+		8: {999.5, 1, 500, 1024, 0.003, 981, 2.5e-7, 768},
+	}
+	for _, n := range []int{1, 3, 8} {
+		for _, dim := range []int{2, 3, 7, 320, 1280} {
+			for _, flip := range []bool{false, true} {
+				for _, shift := range []float64{0, 1} {
+					if dim/2 == 1 && shift == 1 {
+						continue // a divisor of 0: rejected (below)
+					}
+					p := tensor.TimestepEmbeddingParams{FlipSinToCos: flip, FreqShift: shift}
+					name := fmt.Sprintf("N=%d dim=%d flip=%v shift=%g", n, dim, flip, shift)
+					s.compare(t, name, elem, func(e *env) []result {
+						ts := e.from(steps[n], tensor.F32, n)
+						return []result{e.read(e.own(tensor.TimestepEmbedding(ts, dim, p)))}
+					})
+				}
+			}
+		}
+	}
+	p := tensor.TimestepEmbeddingParams{FlipSinToCos: true}
+	s.compare(t, "SDXL time ids", elem, func(e *env) []result {
+		ids := e.from([]float32{1024, 1024, 0, 0, 1024, 1024, 896, 1152, 64, 32, 896, 1152}, tensor.F32, 2, 6)
+		flat := e.own(ids.Reshape(12))
+		return []result{e.read(e.own(tensor.TimestepEmbedding(flat, 256, p)))}
+	})
+	s.compare(t, "F16 timesteps at an offset", elem, func(e *env) []result {
+		big := e.from([]float32{7, 999, 0.5, 261, 7}, tensor.F16, 5)
+		ts := e.own(big.Narrow(0, 1, 3))
+		return []result{e.read(e.own(tensor.TimestepEmbedding(ts, 9, p)))}
+	})
+	s.compare(t, "no timesteps", exact, func(e *env) []result {
+		ts := e.from(nil, tensor.F32, 0)
+		return []result{e.read(e.own(tensor.TimestepEmbedding(ts, 320, p)))}
+	})
+	ts, err := tensor.FromFloat32(s.b, []float32{1, 2}, 2)
+	must(t, err)
+	defer ts.Release()
+	for _, c := range []struct {
+		dim   int
+		shift float64
+	}{{1, 0}, {0, 0}, {-4, 0}, {2, 1}, {3, 1}, {320, 160}, {320, math.NaN()}} {
+		p := tensor.TimestepEmbeddingParams{FreqShift: c.shift}
+		if x, err := tensor.TimestepEmbedding(ts, c.dim, p); !errors.Is(err, tensor.ErrRange) {
+			t.Errorf("TimestepEmbedding(dim %d, shift %g) = %v, %v; want an error wrapping ErrRange", c.dim, c.shift, x, err)
+			if err == nil {
+				x.Release()
+			}
+		}
+	}
+	t2, err := tensor.FromFloat32(s.b, []float32{1, 2}, 1, 2)
+	must(t, err)
+	defer t2.Release()
+	if x, err := tensor.TimestepEmbedding(t2, 4, p); !errors.Is(err, tensor.ErrShape) {
+		t.Errorf("TimestepEmbedding of timesteps %v = %v, %v; want an error wrapping ErrShape", t2, x, err)
+		if err == nil {
+			x.Release()
+		}
 	}
 }

@@ -383,6 +383,40 @@ static void test_misc() {
     check("fill bf16", fg, fw, 0);
 }
 
+// test_timestep runs timestep_embedding on [3, dim] for an odd and an even dim,
+// both orders, at an offset into t and dst, and compares with sin and cos in
+// double of the same float arguments (the host's sinf and cosf stand in for
+// precise::sin and cos: a few ulp).
+static void test_timestep(int dim, bool flip) {
+    float ts[5] = {-1, 0, 999.5f, 0.25f, -1};
+    int nf = dim / 2;
+    std::vector<float> freqs(nf);
+    float c = float(-std::log(10000.0)), d = float(double(nf) - 1);
+    for (int i = 0; i < nf; i++) freqs[i] = float(std::exp(double(c * float(i) / d)));
+    std::vector<float> out(2 + 3 * dim, 7.0f);
+    TimestepParams p{3, dim, flip ? 1 : 0, 1, 2};
+    dispatch({groups(3 * dim, 256), 1, 1}, 256, [&](uint3 tg, uint t) {
+        timestep_embedding(out.data(), ts, freqs.data(), p, tg.x * 256 + t);
+    });
+    std::vector<float> got(out.begin() + 2, out.end());
+    std::vector<double> want(3 * dim);
+    for (int r = 0; r < 3; r++) {
+        for (int i = 0; i < nf; i++) {
+            double arg = double(ts[1 + r] * freqs[i]);
+            want[r * dim + (flip ? nf : 0) + i] = std::sin(arg);
+            want[r * dim + (flip ? 0 : nf) + i] = std::cos(arg);
+        }
+        if (dim % 2) want[r * dim + dim - 1] = 0;
+    }
+    char what[64];
+    std::snprintf(what, sizeof what, "timestep_embedding dim %d flip %d", dim, int(flip));
+    check(what, got, want, 1e-6);
+    if (out[0] != 7.0f || out[1] != 7.0f) {
+        failures++;
+        std::printf("FAIL %s: wrote before its offset\n", what);
+    }
+}
+
 int main() {
     test_conversions();
     test_copy();
@@ -405,5 +439,7 @@ int main() {
     test_attention(1, 1, 5, 7, 160, 160, false);
     test_rows();
     test_misc();
+    test_timestep(7, false);
+    test_timestep(320, true);
     return failures ? 1 : 0;
 }
