@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
+	"time"
 
 	"github.com/sdgo/sdgo/internal/bench"
+	"github.com/sdgo/sdgo/kernels/cuda"
 	"github.com/sdgo/sdgo/tensor"
 )
 
@@ -30,6 +33,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	var precision string
 	fs.StringVar(&precision, "precision", "", precisionUsage)
 	fs.BoolVar(&jsonOut, "json", false, "print one JSON object")
+	var profile bool
+	fs.BoolVar(&profile, "profile", false, "cuda: time every operation (each waits for the device) and print where the time went to stderr")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -52,8 +57,19 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err := checkPrecision(s.Device, precision); err != nil {
 		return err
 	}
-	s.Open = func(d string) (tensor.Backend, error) { return openDevice(d, precision) }
+	var profiled []*cuda.Backend
+	s.Open = func(d string) (tensor.Backend, error) {
+		b, err := openDevice(d, precision)
+		if cb, ok := b.(*cuda.Backend); ok && profile {
+			cb.SetProfiling(true)
+			profiled = append(profiled, cb)
+		}
+		return b, err
+	}
 	r, err := bench.Run(ctx, s)
+	for _, b := range profiled {
+		printProfile(e.stderr, b.Profile())
+	}
 	if kind, _, _ := strings.Cut(s.Device, ":"); kind != "cpu" && kind != "" {
 		r.Device += " " + cmp.Or(precision, "fp16") // the precision it ran in
 	}
@@ -66,4 +82,17 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "%s %s %dpx batch %d on %s (%d threads): median %.1f ms, min %.1f ms over %d calls; %.0f GFLOP, %.1f GFLOP/s; peak RSS %.0f MB\n",
 		r.Arch, r.Component, r.Size, r.Batch, r.Device, r.Threads, r.MsMedian, r.MsMin, r.Iters, r.GFLOP, r.GFLOPS, r.PeakRSSMB)
 	return nil
+}
+
+// printProfile writes a --profile table: each kind of operation's device time
+// over all calls (the warm-up included), its share and its calls.
+func printProfile(w io.Writer, ops []cuda.OpTime) {
+	var total time.Duration
+	for _, o := range ops {
+		total += o.Time
+	}
+	fmt.Fprintf(w, "device time by operation (all calls, warm-up included): %.1f ms\n", float64(total)/1e6)
+	for _, o := range ops {
+		fmt.Fprintf(w, "%10.2f ms %5.1f%% %7d calls  %s\n", float64(o.Time)/1e6, 100*float64(o.Time)/float64(max(total, 1)), o.Calls, o.Op)
+	}
 }

@@ -22,6 +22,7 @@ type Backend struct {
 	noBLAS  bool
 	ownsDev bool
 	prec    atomic.Int32 // a Precision
+	prof    profiler
 }
 
 var _ tensor.Backend = (*Backend)(nil)

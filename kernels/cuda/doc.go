@@ -32,6 +32,22 @@
 //     GEMM) on the tensor cores through cuBLAS with F16/BF16 operands, FP32
 //     accumulation and F32 results; cuda.TF32 lets F32 products use TF32.
 //     FP32, the default, keeps every product FP32.
+//   - Attention in FP16 and BF16 modes (flash_tc.go, attention.cu): one fused
+//     tensor-core flash-attention kernel (mma.sync with F16/BF16 operands, FP32
+//     accumulation and online softmax) for head dimensions up to 160, reading
+//     F32, F16 or BF16 q, k and v views in place; larger heads (the VAE's 512)
+//     take the GEMM, softmax, GEMM path above. SDGO_CUDA_ATTENTION=gemm, read on
+//     each call, forces that path for every shape.
+//   - Convolution in FP16 and BF16 modes (conv.go, conv.cu): an implicit GEMM
+//     on the tensor cores (mma.sync, FP32 accumulation) that gathers the F32
+//     input's columns and rounds them to F16/BF16 as it loads its tiles, so no
+//     im2col buffer exists; the weight is converted once per call unless it is
+//     already of that dtype, the bias is added as the output is written. The
+//     environment variable SDGO_CUDA_CONV, read on each call, chooses the path:
+//     "implicit", "im2col" (im2col into a bounded temporary + cuBLAS GEMM, as
+//     TF32 mode always does), or, unset or "auto", the implicit GEMM when its
+//     grid has at least one block per multiprocessor and im2col otherwise (the
+//     small late UNet levels, where cuBLAS is faster; see convImplicit).
 //
 // # Use
 //

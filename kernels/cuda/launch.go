@@ -15,17 +15,31 @@ type run struct {
 	d     *Device
 	prec  Precision // the backend's precision when the operation started
 	temps []uint64
+	path  string // the way the operation went, for the profile ("implicit")
 }
 
 // exec runs fn as the operation op and wraps its error.
 func (b *Backend) exec(op string, fn func(r *run) error) error {
+	prof := b.profiling()
 	err := b.dev.do(func() error {
 		r := &run{b: b, d: b.dev, prec: b.Precision()}
+		if prof {
+			if err := b.prof.begin(r.d); err != nil {
+				return err
+			}
+		}
 		err := fn(r)
 		for _, p := range r.temps {
 			if e := r.d.release(p); e != nil && err == nil {
 				err = e
 			}
+		}
+		if prof && err == nil {
+			name := op
+			if r.path != "" {
+				name += " " + r.path
+			}
+			err = b.prof.finish(r.d, name)
 		}
 		return err
 	})

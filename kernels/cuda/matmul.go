@@ -183,8 +183,9 @@ func conv2dOutSize(in, k, stride, pad, padEnd int) int {
 
 // Conv2d sets dst = conv(x, w) + bias on NCHW tensors (see tensor.Backend). In
 // FP32 mode (and without cuBLAS): an implicit GEMM that gathers the input's
-// columns as it loads its tiles, with the weight in its own dtype. In TF32,
-// FP16 and BF16 modes: im2col + cuBLAS (convGemm).
+// columns as it loads its tiles, with the weight in its own dtype. In TF32
+// mode: im2col + cuBLAS (convGemm). In FP16 and BF16 modes: conv.cu's
+// tensor-core implicit GEMM or convGemm, as convTC chooses (SDGO_CUDA_CONV).
 func (b *Backend) Conv2d(dst, x, w, bias *tensor.Tensor, p tensor.Conv2dParams) error {
 	return b.exec("Conv2d", func(r *run) error {
 		xs, ws, ds := x.Shape(), w.Shape(), dst.Shape()
@@ -225,6 +226,9 @@ func (b *Backend) Conv2d(dst, x, w, bias *tensor.Tensor, p tensor.Conv2dParams) 
 			return err
 		}
 		if dt, ok := r.mixedDType(); ok || (r.prec == TF32 && r.blasOK()) {
+			if ok {
+				return r.convTC(d, px, w, bias, dt, nImg, ch, h, wd, oc, kh, kw, ho, wo, stride, p.Padding, p.PadEnd)
+			}
 			return r.convGemm(d, px, w, bias, dt, nImg, ch, h, wd, oc, kh, kw, ho, wo, stride, p.Padding)
 		}
 		pw, err := r.as(w, w.DType())
@@ -264,6 +268,7 @@ func convChunk(nImg, k, pixels, limit int) (nimg, pc int) {
 // output d. The bias (if any) is first written to every output pixel and the
 // product added with beta = 1. x (at px) is F32 and contiguous.
 func (r *run) convGemm(d, px uint64, w, bias *tensor.Tensor, dt tensor.DType, nImg, ch, h, wd, oc, kh, kw, ho, wo, stride, pad int) error {
+	r.path = "im2col"
 	k := ch * kh * kw
 	pixels := ho * wo
 	pw, err := r.as(w, dt)
@@ -344,7 +349,9 @@ func (r *run) attnF32(t *tensor.Tensor) (attnOperand, error) {
 // kernel: the scores never leave registers. Sliced mode, and larger heads, compute
 // BlockQ rows of scores at a time with the GEMM, the softmax kernel (causal mask
 // included) and a second GEMM. F16/BF16 or strided-element operands are widened
-// to F32 copies first. In FP16 and BF16 modes both modes run attnMixed.
+// to F32 copies first. In FP16 and BF16 modes both modes run the tensor-core
+// flash kernel (attnTC; head dimensions up to 160, q, k and v read in place),
+// or attnMixed for larger heads or when SDGO_CUDA_ATTENTION=gemm.
 func (b *Backend) Attention(dst, q, k, v *tensor.Tensor, p tensor.AttentionParams) error {
 	return b.exec("Attention", func(r *run) error {
 		qs, ks, vs, ds := q.Shape(), k.Shape(), v.Shape(), dst.Shape()
@@ -383,6 +390,9 @@ func (b *Backend) Attention(dst, q, k, v *tensor.Tensor, p tensor.AttentionParam
 			return fmt.Errorf("%w: attention of %v", ErrUnsupported, q)
 		}
 		if dt, ok := r.mixedDType(); ok {
+			if name, ok := flashTCKernel(attentionChoice(), dt, nb, nh, lq, d, dv); ok {
+				return r.attnTC(name, o, q, k, v, dt, nb, nh, lq, lk, d, dv, scale, p.Causal)
+			}
 			return r.attnMixed(o, q, k, v, dt, nb, nh, lq, lk, d, dv, scale, p)
 		}
 		aq, err := r.attnF32(q)
@@ -477,6 +487,7 @@ func (r *run) sliced(o, q, k, v attnOperand, nb, nh, lq, lk, d, dv int, scale fl
 // item. The scratch is 6 bytes (F16/BF16: F32 S and dt P) per score, at most
 // slicedScratch scores unless p.BlockQ asks for more.
 func (r *run) attnMixed(o attnOperand, q, k, v *tensor.Tensor, dt tensor.DType, nb, nh, lq, lk, d, dv int, scale float32, p tensor.AttentionParams) error {
+	r.path = fmt.Sprintf("gemm, %d keys", lk)
 	pq, err := r.as(q, dt)
 	if err != nil {
 		return err

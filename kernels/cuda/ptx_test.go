@@ -77,6 +77,9 @@ var launchedKernels = []string{
 	"conv2d_f32", "conv2d_f16", "conv2d_bf16", "flash_attn_f32",
 	"softmax_f32_f16", "softmax_f32_bf16", "im2col_f32", "im2col_f16", "im2col_bf16",
 	"cast_f32_f16", "cast_f32_bf16", "cast_f16_f32", "cast_bf16_f32", "cast_f16_bf16", "cast_bf16_f16",
+	"timestep_embedding_f32",
+	"flash_attn_tc_f16_d64", "flash_attn_tc_f16_d160", "flash_attn_tc_bf16_d64", "flash_attn_tc_bf16_d160",
+	"conv2d_tc_f16", "conv2d_tc_bf16",
 }
 
 func TestKernelsEmbedded(t *testing.T) {
