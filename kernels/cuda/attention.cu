@@ -97,39 +97,49 @@ extern "C" __global__ void flash_attn_f32(float *o, const float *q, const float 
 // ---------------------------------------------------------------------------
 // Tensor-core flash attention, the FP16 and BF16 modes' attention (see
 // flash_tc.go): the same online softmax as above, with both products on the
-// tensor cores (mma.sync m16n8k16, F16 or BF16 operands, FP32 accumulation).
+// tensor cores (mma.sync m16n8k16, F16 or BF16 operands, FP32 accumulation),
+// organised as FlashAttention-2.
 //
-// A block of 4 warps takes 64 query rows of one (batch, head), 16 rows a warp,
-// and streams over the keys 64 at a time. q, k and v may each be F32, F16 or
-// BF16 (qdt, kdt, vdt: 0, 1, 2) with any batch, head and row strides and unit
-// element stride; tiles are rounded to the mode's dtype T as they are staged in
-// shared memory, head dimensions padded with zeros to a multiple of 16 and the
-// rows past the end with zero rows. Per tile a warp computes its 16×64 scores
-// S = Q·Kᵀ (Q's fragments stay in registers, K's are read with ldmatrix), scales
-// them by scale·log2(e), masks keys past Lk (and, if causal, past the query's
-// index), updates the running maximum m and sum l of each row, and adds P·V to
-// its FP32 output accumulator, P (rounded to T) being the score registers
-// reused as the A operand and V's fragments read with ldmatrix.trans. The
-// output, divided by l, is written as F32 with strides. DMAX (64 or 160) bounds
-// both head dimensions; its shared memory is 2·64·(DMAX+8) elements of T
-// (rows padded by 16 bytes: ldmatrix reads without bank conflicts), 18 KiB or
-// 42 KiB, static.
+// q, k and v are of the mode's dtype T (the Go side converts other dtypes into
+// contiguous temporaries), each with batch, head and row strides and unit
+// element stride. A block of 4 warps takes BQ = 64·WM query rows of one
+// (batch, head), 16·WM rows a warp (WM 16-row m-tiles), and streams over the
+// keys BK at a time. Tiles are copied to shared memory with cp.async, 16 bytes
+// (8 elements) a copy when the operand's rows are 16-byte aligned (bit 0, 1, 2
+// of `aligned` for q, k, v), zero-filled past the last row and past the head
+// dimension (padded to DP, a multiple of 16); the 8-element chunk holding a
+// head's end, and every chunk of an operand that is not aligned, is read with
+// scalar loads. K and V tiles are double-buffered: tile j+1 is in flight while
+// the warps compute on tile j, with one __syncthreads a tile. Q's rows are
+// staged once (in the second stage's buffers) and kept in registers as A
+// fragments.
 //
-// Without nvcc (the host emulation of testdata/emu) the ldmatrix and mma.sync
-// wrappers below are replaced by scalar code with the same per-lane results.
+// Per tile a warp computes its 16·WM×BK scores S = Q·Kᵀ (K's B fragments read
+// with ldmatrix), scales them by scale·log2(e), masks keys past Lk (and, if
+// causal, past the query's index; only on the tiles where that can happen),
+// updates the running maximum m and sum l of each row, and adds P·V to its FP32
+// output accumulator, P (rounded to T) being the score registers reused as the
+// A operand and V's fragments read with ldmatrix.trans. The output, divided by
+// l, is written as F32 with strides. Shared rows hold DP elements and 16 bytes
+// of padding, so ldmatrix reads them without bank conflicts; the shared memory
+// is static, 2 stages × (K, V) × BK rows, at most 45 KiB.
+//
+// Without nvcc (the host emulation of testdata/emu) the cp.async, ldmatrix and
+// mma.sync wrappers below are replaced by scalar code with the same per-lane
+// results.
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#define TC_BQ 64    // query rows per block, 16 per warp
-#define TC_BK 64    // keys per tile
-#define TC_WARPS 4  // warps per block
+#define TC_WARPS 4 // warps per block
 
 #ifdef __CUDACC__
 #define TC_ALIGN __align__(16)
 #else
 #define TC_ALIGN
+#define __launch_bounds__(...)
 #endif
+
 
 // tc_pack returns lo and hi rounded to T, lo in the low 16 bits.
 template <typename T> __device__ __forceinline__ unsigned tc_pack(float lo, float hi);
@@ -150,50 +160,6 @@ template <> __device__ __forceinline__ unsigned tc_pack<__nv_bfloat16>(float lo,
     return (unsigned)static_cast<__nv_bfloat16_raw>(__float2bfloat16_rn(lo)).x |
            (unsigned)static_cast<__nv_bfloat16_raw>(__float2bfloat16_rn(hi)).x << 16;
 #endif
-}
-
-__device__ __forceinline__ float tc_ld(const float *p) { return *p; }
-__device__ __forceinline__ float tc_ld(const __half *p) { return __half2float(*p); }
-__device__ __forceinline__ float tc_ld(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
-
-// tc_load_tile stages rows r0 .. r0+63 of an operand (row i at p + i·sl, L
-// rows, D columns) in s, PW 32-bit words (2 elements of T) a row: columns
-// 0 .. dpad-1, zero past D, and zero rows past L.
-template <typename T, typename S, int PW>
-__device__ __forceinline__ void tc_load_tile(unsigned *s, const S *p, long long sl, int r0, int L, int D, int dpad) {
-    const int hp = dpad >> 1;            // column pairs a row
-    const int nt = TC_WARPS * 32;
-    const int sj = nt / hp, sc = nt - sj * hp;
-    int j = threadIdx.x / hp, c = threadIdx.x - j * hp;
-#pragma unroll 4
-    for (int e = threadIdx.x; e < TC_BK * hp; e += nt) {
-        float lo = 0.0f, hi = 0.0f;
-        int r = r0 + j, col = 2 * c;
-        if (r < L) {
-            const S *row = p + (long long)r * sl;
-            if (col < D) lo = tc_ld(row + col);
-            if (col + 1 < D) hi = tc_ld(row + col + 1);
-        }
-        s[j * PW + c] = tc_pack<T>(lo, hi);
-        j += sj;
-        c += sc;
-        if (c >= hp) {
-            c -= hp;
-            j++;
-        }
-    }
-}
-
-// tc_load is tc_load_tile for an operand of dtype code dt (0 F32, 1 F16, 2
-// BF16) at p.
-template <typename T, int PW>
-__device__ __forceinline__ void tc_load(unsigned *s, const void *p, int dt, long long sl, int r0, int L, int D, int dpad) {
-    if (dt == 0)
-        tc_load_tile<T, float, PW>(s, (const float *)p, sl, r0, L, D, dpad);
-    else if (dt == 1)
-        tc_load_tile<T, __half, PW>(s, (const __half *)p, sl, r0, L, D, dpad);
-    else
-        tc_load_tile<T, __nv_bfloat16, PW>(s, (const __nv_bfloat16 *)p, sl, r0, L, D, dpad);
 }
 
 // The fragments of mma.m16n8k16 (PTX ISA, "Matrix Fragments for mma.m16n8k16"),
@@ -311,125 +277,250 @@ template <typename T> inline void tc_mma(float c[4], const unsigned a[4], unsign
 }
 #endif
 
-template <typename T, int DMAX>
-__device__ __forceinline__ void flash_tc(float *o, const void *q, const void *k, const void *v, int qdt, int kdt, int vdt,
-                                         int H, int Lq, int Lk, int D, int Dv,
+// fa_cp16 copies n (16 or 0) bytes from global src to the 16-byte-aligned
+// shared dst and zero-fills the rest of the 16; fa_st16 stores 4 words at dst.
+#ifdef __CUDACC__
+__device__ __forceinline__ void fa_cp16(unsigned *dst, const void *src, int n) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(tc_smem(dst)), "l"(src), "r"(n) : "memory");
+}
+__device__ __forceinline__ void fa_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void fa_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+__device__ __forceinline__ void fa_st16(unsigned *dst, const unsigned w[4]) {
+    asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(tc_smem(dst)), "r"(w[0]), "r"(w[1]), "r"(w[2]), "r"(w[3])
+                 : "memory");
+}
+// fa_exp2 is 2^x (ex2.approx: 2 ulp; 2^-inf = 0).
+__device__ __forceinline__ float fa_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+#else
+inline void fa_cp16(unsigned *dst, const void *src, int n) {
+    memset(dst, 0, 16);
+    memcpy(dst, src, n);
+}
+inline void fa_commit() {}
+inline void fa_wait_all() {}
+inline void fa_st16(unsigned *dst, const unsigned w[4]) { memcpy(dst, w, 16); }
+inline float fa_exp2(float x) { return exp2f(x); }
+#endif
+
+// fa_load stages rows r0 .. r0+R-1 of an operand (row i at p + i·sl, L rows, D
+// columns) in s, PW words a row: CP 16-byte chunks (8 elements) a row, zero
+// past D and past L. al: p and sl are 16-byte aligned (cp.async may copy whole
+// chunks).
+template <int R, int CP, int PW>
+__device__ __forceinline__ void fa_load(unsigned *s, const unsigned short *p, long long sl, int r0, int L, int D, bool al) {
+    constexpr int N = R * CP, NT = TC_WARPS * 32;
+#pragma unroll
+    for (int i = 0; i < (N + NT - 1) / NT; i++) {
+        const int e = (int)threadIdx.x + i * NT;
+        if (N % NT == 0 || e < N) {
+            const int r = e / CP, c = (e - r * CP) * 8, gr = r0 + r;
+            unsigned *dst = s + r * PW + (c >> 1);
+            const unsigned short *src = p + (long long)gr * sl + c;
+            if (gr >= L || c >= D) {
+                fa_cp16(dst, p, 0);
+            } else if (al && c + 8 <= D) {
+                fa_cp16(dst, src, 16);
+            } else {
+                unsigned w[4];
+#pragma unroll
+                for (int x = 0; x < 4; x++) {
+                    unsigned lo = c + 2 * x < D ? src[2 * x] : 0u;
+                    unsigned hi = c + 2 * x + 1 < D ? src[2 * x + 1] : 0u;
+                    w[x] = lo | hi << 16;
+                }
+                fa_st16(dst, w);
+            }
+        }
+    }
+}
+
+// flash_tc: see above. DP: padded head dimension (a multiple of 16, at least
+// both D and Dv rounded up to 16); BK keys a tile; WM 16-row m-tiles a warp.
+template <typename T, int DP, int BK, int WM>
+__device__ __forceinline__ void flash_tc(float *o, const unsigned short *q, const unsigned short *k, const unsigned short *v,
+                                         int H, int Lq, int Lk, int D, int Dv, int aligned,
                                          long long qsb, long long qsh, long long qsl,
                                          long long ksb, long long ksh, long long ksl,
                                          long long vsb, long long vsh, long long vsl,
                                          long long osb, long long osh, long long osl,
                                          float scale, int causal) {
-    constexpr int PW = (DMAX + 8) / 2; // words a shared row: DMAX elements and 16 bytes of padding
-    constexpr int KS = DMAX / 16;      // 16-wide column steps of a head
-    __shared__ TC_ALIGN unsigned ks[TC_BK * PW];
-    __shared__ TC_ALIGN unsigned vs[TC_BK * PW];
+    constexpr int BQ = TC_WARPS * 16 * WM; // query rows a block
+    constexpr int PW = (DP + 8) / 2;       // words a shared row: DP elements and 16 bytes of padding
+    constexpr int KS = DP / 16;            // 16-wide column steps of a head
+    constexpr int CP = DP / 8;             // 16-byte chunks a row
+    constexpr int NB = BK / 8;             // 8-key score tiles
+    constexpr int STAGE = 2 * BK * PW;     // words of a stage: K's rows, then V's
+    constexpr bool QS = BQ <= 2 * BK;      // Q's rows fit in a stage (else they take both, before K and V)
+    static_assert(BQ <= 4 * BK, "Q's rows must fit in the shared memory");
+    static_assert(DP % 16 == 0 && BK % 16 == 0, "tile shapes");
+    __shared__ TC_ALIGN unsigned sm[2 * STAGE];
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int b = blockIdx.y / H, h = blockIdx.y - b * H;
-    const int q0 = blockIdx.x * TC_BQ;
-    const int dpad = (D + 15) & ~15, dvpad = (Dv + 15) & ~15;
-    const int nks = dpad >> 4, nvs = dvpad >> 4;
-    const char *qb = (const char *)q + (b * qsb + h * qsh) * (qdt == 0 ? 4 : 2);
-    const char *kb = (const char *)k + (b * ksb + h * ksh) * (kdt == 0 ? 4 : 2);
-    const char *vb = (const char *)v + (b * vsb + h * vsh) * (vdt == 0 ? 4 : 2);
+    const int q0 = blockIdx.x * BQ, wq0 = q0 + warp * 16 * WM;
+    const int nks = (D + 15) >> 4, nvs = (Dv + 15) >> 4;
+    const unsigned short *qb = q + b * qsb + h * qsh;
+    const unsigned short *kb = k + b * ksb + h * ksh;
+    const unsigned short *vb = v + b * vsb + h * vsh;
+    const bool qal = aligned & 1, kal = aligned & 2, val = aligned & 4;
 
-    // Q's rows of this block, through ks, into registers.
-    tc_load<T, PW>(ks, qb, qdt, qsl, q0, Lq, D, dpad);
+    // The keys any query of the block may see, and their tiles.
+    int kend = Lk;
+    if (causal) kend = min(Lk, min(Lq, q0 + BQ));
+    const int ntiles = (kend + BK - 1) / BK;
+
+    // Q's rows into the second stage and the first tile of K and V into the
+    // first, or (!QS) Q's rows into both stages, then that tile.
+    unsigned *qs = QS ? sm + STAGE : sm;
+    fa_load<BQ, CP, PW>(qs, qb, qsl, q0, Lq, D, qal);
+    if (QS) {
+        fa_load<BK, CP, PW>(sm, kb, ksl, 0, Lk, D, kal);
+        fa_load<BK, CP, PW>(sm + BK * PW, vb, vsl, 0, Lk, Dv, val);
+    }
+    fa_commit();
+    fa_wait_all();
     __syncthreads();
-    unsigned qf[KS][4];
+    unsigned qf[WM][KS][4];
 #pragma unroll
-    for (int s = 0; s < KS; s++) {
-        if (s < nks) tc_lda<PW>(qf[s], ks, warp * 16, s * 16);
+    for (int mi = 0; mi < WM; mi++) {
+#pragma unroll
+        for (int c = 0; c < KS; c++) {
+            if (c < nks) tc_lda<PW>(qf[mi][c], qs, warp * 16 * WM + mi * 16, c * 16);
+        }
+    }
+    if (!QS) {
+        __syncthreads();
+        fa_load<BK, CP, PW>(sm, kb, ksl, 0, Lk, D, kal);
+        fa_load<BK, CP, PW>(sm + BK * PW, vb, vsl, 0, Lk, Dv, val);
+        fa_commit();
     }
 
-    float acc[2 * KS][4];
+    float acc[WM][2 * KS][4];
 #pragma unroll
-    for (int n = 0; n < 2 * KS; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    for (int mi = 0; mi < WM; mi++) {
+#pragma unroll
+        for (int n = 0; n < 2 * KS; n++) acc[mi][n][0] = acc[mi][n][1] = acc[mi][n][2] = acc[mi][n][3] = 0.0f;
+    }
+    float m[WM][2], l[WM][2];
+#pragma unroll
+    for (int mi = 0; mi < WM; mi++) m[mi][0] = m[mi][1] = -INFINITY, l[mi][0] = l[mi][1] = 0.0f;
     const float sl2 = scale * 1.4426950408889634f; // exp(x·scale) = 2^(x·sl2)
-    const int row0 = q0 + warp * 16 + g, row1 = row0 + 8;
-    // The keys any query of the block may see.
-    int kend = Lk;
-    if (causal) kend = min(Lk, min(Lq, q0 + TC_BQ));
 
-    for (int k0 = 0; k0 < kend; k0 += TC_BK) {
+    for (int j = 0; j < ntiles; j++) {
+        // Tile j is in shared memory, and every warp is done with tile j-1 (and
+        // with Q's rows): its stage takes tile j+1.
+        fa_wait_all();
         __syncthreads();
-        tc_load<T, PW>(ks, kb, kdt, ksl, k0, Lk, D, dpad);
-        tc_load<T, PW>(vs, vb, vdt, vsl, k0, Lk, Dv, dvpad);
-        __syncthreads();
-        const int nkk = min(TC_BK / 16, (kend - k0 + 15) >> 4); // 16-key steps holding keys below kend
+        const int k0 = j * BK;
+        if (j + 1 < ntiles) {
+            unsigned *nx = sm + ((j + 1) & 1) * STAGE;
+            fa_load<BK, CP, PW>(nx, kb, ksl, k0 + BK, Lk, D, kal);
+            fa_load<BK, CP, PW>(nx + BK * PW, vb, vsl, k0 + BK, Lk, Dv, val);
+            fa_commit();
+        }
+        const unsigned *ks = sm + (j & 1) * STAGE, *vs = ks + BK * PW;
+        const int nkk = min(BK / 16, (kend - k0 + 15) >> 4); // 16-key steps holding keys below kend
 
-        // S = Q·Kᵀ, 8 tiles of 8 keys.
-        float s[8][4];
+        // S = Q·Kᵀ, NB tiles of 8 keys a m-tile.
+        float s[WM][NB][4];
 #pragma unroll
-        for (int n = 0; n < 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+        for (int mi = 0; mi < WM; mi++) {
+#pragma unroll
+            for (int n = 0; n < NB; n++) s[mi][n][0] = s[mi][n][1] = s[mi][n][2] = s[mi][n][3] = 0.0f;
+        }
 #pragma unroll
         for (int c = 0; c < KS; c++) {
             if (c < nks) {
 #pragma unroll
-                for (int kk = 0; kk < TC_BK / 16; kk++) {
+                for (int kk = 0; kk < BK / 16; kk++) {
                     if (kk < nkk) {
                         unsigned bf[4];
                         tc_ldbk<PW>(bf, ks, kk * 16, c * 16);
-                        tc_mma<T>(s[2 * kk], qf[c], bf[0], bf[1]);
-                        tc_mma<T>(s[2 * kk + 1], qf[c], bf[2], bf[3]);
+#pragma unroll
+                        for (int mi = 0; mi < WM; mi++) {
+                            tc_mma<T>(s[mi][2 * kk], qf[mi][c], bf[0], bf[1]);
+                            tc_mma<T>(s[mi][2 * kk + 1], qf[mi][c], bf[2], bf[3]);
+                        }
                     }
                 }
             }
         }
 
-        // Scale, mask, and the online softmax of rows row0 (s[.][0..1]) and row1 (s[.][2..3]).
-        float mx[2] = {m[0], m[1]};
+        // Scale, mask (keys past kend, and past the row if causal), and the
+        // online softmax of rows wq0 + 16mi + g (s[mi][.][0..1]) and +8 (s[mi][.][2..3]).
+        const bool mask = k0 + BK > kend || (causal && k0 + BK - 1 > wq0);
 #pragma unroll
-        for (int n = 0; n < 8; n++) {
+        for (int mi = 0; mi < WM; mi++) {
+            float mx[2] = {m[mi][0], m[mi][1]};
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                int key = k0 + n * 8 + 2 * t + (i & 1);
-                int row = i < 2 ? row0 : row1;
-                bool ok = key < Lk && (!causal || key <= row);
-                s[n][i] = ok ? s[n][i] * sl2 : -INFINITY;
-                mx[i >> 1] = fmaxf(mx[i >> 1], s[n][i]);
-            }
-        }
-        float base[2];
+            for (int n = 0; n < NB; n++) {
 #pragma unroll
-        for (int r = 0; r < 2; r++) {
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-            base[r] = mx[r] == -INFINITY ? 0.0f : mx[r]; // a row with no key yet
-            float corr = exp2f(m[r] - base[r]);
-            m[r] = mx[r];
-            l[r] *= corr;
-#pragma unroll
-            for (int n = 0; n < 2 * KS; n++) {
-                if (n < 2 * nvs) {
-                    acc[n][2 * r] *= corr;
-                    acc[n][2 * r + 1] *= corr;
+                for (int i = 0; i < 4; i++) {
+                    float x = s[mi][n][i] * sl2;
+                    if (mask) {
+                        int key = k0 + n * 8 + 2 * t + (i & 1);
+                        int row = wq0 + mi * 16 + g + (i >> 1) * 8;
+                        if (key >= kend || (causal && key > row)) x = -INFINITY;
+                    }
+                    s[mi][n][i] = x;
+                    mx[i >> 1] = fmaxf(mx[i >> 1], x);
                 }
             }
-        }
+            float base[2];
 #pragma unroll
-        for (int n = 0; n < 8; n++) {
+            for (int r = 0; r < 2; r++) {
+                mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+                mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+                base[r] = mx[r] == -INFINITY ? 0.0f : mx[r]; // a row with no key yet
+                float corr = fa_exp2(m[mi][r] - base[r]);
+                m[mi][r] = mx[r];
+                l[mi][r] *= corr;
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                s[n][i] = exp2f(s[n][i] - base[i >> 1]);
-                l[i >> 1] += s[n][i];
+                for (int n = 0; n < 2 * KS; n++) {
+                    if (n < 2 * nvs) {
+                        acc[mi][n][2 * r] *= corr;
+                        acc[mi][n][2 * r + 1] *= corr;
+                    }
+                }
+            }
+#pragma unroll
+            for (int n = 0; n < NB; n++) {
+                if (n < 2 * nkk) {
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        s[mi][n][i] = fa_exp2(s[mi][n][i] - base[i >> 1]);
+                        l[mi][i >> 1] += s[mi][n][i];
+                    }
+                }
             }
         }
 
         // O += P·V, 16 keys a step; P's A fragment is the score tiles 2kk and 2kk+1.
 #pragma unroll
-        for (int kk = 0; kk < TC_BK / 16; kk++) {
+        for (int kk = 0; kk < BK / 16; kk++) {
             if (kk < nkk) {
-                unsigned pa[4] = {tc_pack<T>(s[2 * kk][0], s[2 * kk][1]), tc_pack<T>(s[2 * kk][2], s[2 * kk][3]),
-                                  tc_pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]), tc_pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+                unsigned pa[WM][4];
+#pragma unroll
+                for (int mi = 0; mi < WM; mi++) {
+                    pa[mi][0] = tc_pack<T>(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+                    pa[mi][1] = tc_pack<T>(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+                    pa[mi][2] = tc_pack<T>(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+                    pa[mi][3] = tc_pack<T>(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+                }
 #pragma unroll
                 for (int c = 0; c < KS; c++) {
                     if (c < nvs) {
                         unsigned bf[4];
                         tc_ldbv<PW>(bf, vs, kk * 16, c * 16);
-                        tc_mma<T>(acc[2 * c], pa, bf[0], bf[1]);
-                        tc_mma<T>(acc[2 * c + 1], pa, bf[2], bf[3]);
+#pragma unroll
+                        for (int mi = 0; mi < WM; mi++) {
+                            tc_mma<T>(acc[mi][2 * c], pa[mi], bf[0], bf[1]);
+                            tc_mma<T>(acc[mi][2 * c + 1], pa[mi], bf[2], bf[3]);
+                        }
                     }
                 }
             }
@@ -437,69 +528,52 @@ __device__ __forceinline__ void flash_tc(float *o, const void *q, const void *k,
     }
 
     // Each row's sum is spread over the 4 lanes of its group.
-    float inv[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-        inv[r] = 1.0f / l[r];
-    }
     float *ob = o + b * osb + h * osh;
 #pragma unroll
-    for (int n = 0; n < 2 * KS; n++) {
-        if (n < 2 * nvs) {
-            int col = n * 8 + 2 * t;
+    for (int mi = 0; mi < WM; mi++) {
 #pragma unroll
-            for (int r = 0; r < 2; r++) {
-                int row = r == 0 ? row0 : row1;
-                if (row < Lq) {
-                    float *orow = ob + (long long)row * osl;
-                    if (col < Dv) orow[col] = acc[n][2 * r] * inv[r];
-                    if (col + 1 < Dv) orow[col + 1] = acc[n][2 * r + 1] * inv[r];
+        for (int r = 0; r < 2; r++) {
+            float sum = l[mi][r];
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            const float inv = 1.0f / sum;
+            const int row = wq0 + mi * 16 + g + 8 * r;
+            if (row < Lq) {
+                float *orow = ob + (long long)row * osl;
+#pragma unroll
+                for (int n = 0; n < 2 * KS; n++) {
+                    if (n < 2 * nvs) {
+                        int col = n * 8 + 2 * t;
+                        if (col < Dv) orow[col] = acc[mi][n][2 * r] * inv;
+                        if (col + 1 < Dv) orow[col + 1] = acc[mi][n][2 * r + 1] * inv;
+                    }
                 }
             }
         }
     }
 }
 
-// flash_attn_tc_{f16,bf16}_d{64,160}: q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv]
-// of dtype codes qdt, kdt, vdt (0 F32, 1 F16, 2 BF16), o [B,H,Lq,Dv] F32, each
-// with batch, head and row strides in elements and unit element stride; D and
-// Dv at most 64 or 160. causal: query i sees keys 0..i. Grid: (ceil(Lq/64),
-// B*H); block: 128 threads; no dynamic shared memory.
-extern "C" __global__ void flash_attn_tc_f16_d64(float *o, const void *q, const void *k, const void *v, int qdt, int kdt, int vdt,
-                                                 int H, int Lq, int Lk, int D, int Dv,
-                                                 long long qsb, long long qsh, long long qsl,
-                                                 long long ksb, long long ksh, long long ksl,
-                                                 long long vsb, long long vsh, long long vsl,
-                                                 long long osb, long long osh, long long osl,
-                                                 float scale, int causal) {
-    flash_tc<__half, 64>(o, q, k, v, qdt, kdt, vdt, H, Lq, Lk, D, Dv, qsb, qsh, qsl, ksb, ksh, ksl, vsb, vsh, vsl, osb, osh, osl, scale, causal);
-}
-extern "C" __global__ void flash_attn_tc_f16_d160(float *o, const void *q, const void *k, const void *v, int qdt, int kdt, int vdt,
-                                                  int H, int Lq, int Lk, int D, int Dv,
-                                                  long long qsb, long long qsh, long long qsl,
-                                                  long long ksb, long long ksh, long long ksl,
-                                                  long long vsb, long long vsh, long long vsl,
-                                                  long long osb, long long osh, long long osl,
-                                                  float scale, int causal) {
-    flash_tc<__half, 160>(o, q, k, v, qdt, kdt, vdt, H, Lq, Lk, D, Dv, qsb, qsh, qsl, ksb, ksh, ksl, vsb, vsh, vsl, osb, osh, osl, scale, causal);
-}
-extern "C" __global__ void flash_attn_tc_bf16_d64(float *o, const void *q, const void *k, const void *v, int qdt, int kdt, int vdt,
-                                                  int H, int Lq, int Lk, int D, int Dv,
-                                                  long long qsb, long long qsh, long long qsl,
-                                                  long long ksb, long long ksh, long long ksl,
-                                                  long long vsb, long long vsh, long long vsl,
-                                                  long long osb, long long osh, long long osl,
-                                                  float scale, int causal) {
-    flash_tc<__nv_bfloat16, 64>(o, q, k, v, qdt, kdt, vdt, H, Lq, Lk, D, Dv, qsb, qsh, qsl, ksb, ksh, ksl, vsb, vsh, vsl, osb, osh, osl, scale, causal);
-}
-extern "C" __global__ void flash_attn_tc_bf16_d160(float *o, const void *q, const void *k, const void *v, int qdt, int kdt, int vdt,
-                                                   int H, int Lq, int Lk, int D, int Dv,
-                                                   long long qsb, long long qsh, long long qsl,
-                                                   long long ksb, long long ksh, long long ksl,
-                                                   long long vsb, long long vsh, long long vsl,
-                                                   long long osb, long long osh, long long osl,
-                                                   float scale, int causal) {
-    flash_tc<__nv_bfloat16, 160>(o, q, k, v, qdt, kdt, vdt, H, Lq, Lk, D, Dv, qsb, qsh, qsl, ksb, ksh, ksl, vsb, vsh, vsl, osb, osh, osl, scale, causal);
-}
+// flash_attn_tc_<dtype>_d<DP>: q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv] of
+// the dtype (F16 or BF16), o [B,H,Lq,Dv] F32, each with batch, head and row
+// strides in elements and unit element stride; D and Dv at most DP. aligned:
+// bits 0, 1, 2 set when q, k, v (base and strides) are 16-byte aligned. causal:
+// query i sees keys 0..i. Grid: (ceil(Lq/BQ), B*H), BQ = 64·WM; block: 128
+// threads; no dynamic shared memory.
+#define FLASH_TC(NAME, T, DP, BK, WM)                                                                                   \
+    extern "C" __global__ __launch_bounds__(TC_WARPS * 32) void NAME(                                                  \
+        float *o, const unsigned short *q, const unsigned short *k, const unsigned short *v, int H, int Lq, int Lk,    \
+        int D, int Dv, int aligned, long long qsb, long long qsh, long long qsl, long long ksb, long long ksh,          \
+        long long ksl, long long vsb, long long vsh, long long vsl, long long osb, long long osh, long long osl,       \
+        float scale, int causal) {                                                                                     \
+        flash_tc<T, DP, BK, WM>(o, q, k, v, H, Lq, Lk, D, Dv, aligned, qsb, qsh, qsl, ksb, ksh, ksl, vsb, vsh, vsl,    \
+                                osb, osh, osl, scale, causal);                                                          \
+    }
+
+FLASH_TC(flash_attn_tc_f16_d48, __half, 48, 64, 2)
+FLASH_TC(flash_attn_tc_f16_d64, __half, 64, 64, 2)
+FLASH_TC(flash_attn_tc_f16_d80, __half, 80, 32, 2)
+FLASH_TC(flash_attn_tc_f16_d160, __half, 160, 32, 1)
+FLASH_TC(flash_attn_tc_bf16_d48, __nv_bfloat16, 48, 64, 2)
+FLASH_TC(flash_attn_tc_bf16_d64, __nv_bfloat16, 64, 64, 2)
+FLASH_TC(flash_attn_tc_bf16_d80, __nv_bfloat16, 80, 32, 2)
+FLASH_TC(flash_attn_tc_bf16_d160, __nv_bfloat16, 160, 32, 1)

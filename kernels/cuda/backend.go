@@ -265,9 +265,53 @@ func (b *Backend) GroupNorm(dst, x, gamma, beta *tensor.Tensor, groups int, eps 
 		if silu {
 			fused = 1
 		}
-		a := newArgs().Ptr(d).Ptr(s).Ptr(g).Ptr(be).I32(ch).I32(groups).I64(spatial).F32(eps).I32(fused)
-		return r.d.launch("group_norm_f32", [3]uint32{uint32(nb * groups), 1, 1}, [3]uint32{rowThreads, 1, 1}, 0, a)
+		length := ch / groups * spatial
+		splits, rowBlocks := groupNormGrid(nb*groups, length, nb*ch, spatial, r.d.sms)
+		part, err := r.temp(tensor.F32, 2*3*nb*groups*splits) // (count, mean, M2) in float64
+		if err != nil {
+			return err
+		}
+		a := newArgs().Ptr(part).Ptr(s).I64(length).I32(splits)
+		if err := r.d.launch("group_stats_f32", [3]uint32{uint32(nb * groups), uint32(splits), 1}, [3]uint32{rowThreads, 1, 1}, 0, a); err != nil {
+			return err
+		}
+		a = newArgs().Ptr(d).Ptr(s).Ptr(part).Ptr(g).Ptr(be).I32(ch).I32(groups).I64(spatial).I32(splits).F32(eps).I32(fused)
+		return r.d.launch("group_apply_f32", [3]uint32{uint32(nb * ch), uint32(rowBlocks), 1}, [3]uint32{groupApplyThreads, 1, 1}, 0, a)
 	})
+}
+
+// layerNormWarpThreads is the block of the warp-per-row layer norms.
+const layerNormWarpThreads = 256
+
+// layerNormWarpKernel names the warp-per-row layer norm for rows of n
+// elements, "" when they are too long for a warp's registers.
+func layerNormWarpKernel(n int) string {
+	switch {
+	case n <= 32*32:
+		return "layer_norm_warp32_f32"
+	case n <= 64*32:
+		return "layer_norm_warp64_f32"
+	}
+	return ""
+}
+
+// groupApplyThreads is the block of group_apply_f32, which handles four
+// elements per thread and pass.
+const groupApplyThreads = 256
+
+// groupNormGrid splits each of ngroups groups of length elements into chunks
+// for group_stats_f32, enough that the GPU's sms multiprocessors get two
+// blocks each but never chunks under 8192 elements, and returns how many
+// blocks group_apply_f32 runs along each of its rows of spatial elements.
+func groupNormGrid(ngroups, length, rows, spatial, sms int) (splits, rowBlocks int) {
+	splits = max(1, (2*max(sms, 1)+ngroups-1)/ngroups)
+	splits = min(splits, max(1, length/8192), 65535)
+	rowBlocks = (spatial + 4*groupApplyThreads - 1) / (4 * groupApplyThreads)
+	// Rows are many when spatial is small: then one block per row is plenty.
+	if rows >= 2*max(sms, 1) {
+		rowBlocks = min(rowBlocks, 8)
+	}
+	return splits, min(max(rowBlocks, 1), 65535)
 }
 
 // LayerNorm normalises x over its last axis and applies gamma and beta (any
@@ -297,6 +341,11 @@ func (b *Backend) LayerNorm(dst, x, gamma, beta *tensor.Tensor, eps float32) err
 		be, err := r.f32(beta)
 		if err != nil {
 			return err
+		}
+		if k := layerNormWarpKernel(n); k != "" {
+			a := newArgs().Ptr(d).Ptr(s).Ptr(g).Ptr(be).I64(rows).I32(n).F32(eps)
+			perBlock := layerNormWarpThreads / 32
+			return r.d.launch(k, [3]uint32{uint32((rows + perBlock - 1) / perBlock), 1, 1}, [3]uint32{layerNormWarpThreads, 1, 1}, 0, a)
 		}
 		a := newArgs().Ptr(d).Ptr(s).Ptr(g).Ptr(be).I64(n).F32(eps)
 		return r.d.launch("layer_norm_f32", [3]uint32{uint32(rows), 1, 1}, [3]uint32{rowThreads, 1, 1}, 0, a)

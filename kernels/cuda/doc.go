@@ -28,16 +28,28 @@
 //     checks that each one was built from the current source.
 //   - Backend (backend.go, matmul.go): tensor.Backend on a Device.
 //   - Precision (precision.go, mixed.cu): Backend.SetPrecision(cuda.FP16) (or
-//     BF16) runs MatMul, Conv2d (im2col + GEMM) and Attention (GEMM, softmax,
-//     GEMM) on the tensor cores through cuBLAS with F16/BF16 operands, FP32
-//     accumulation and F32 results; cuda.TF32 lets F32 products use TF32.
-//     FP32, the default, keeps every product FP32.
+//     BF16) runs MatMul, Conv2d and Attention on the tensor cores with F16/BF16
+//     operands, FP32 accumulation and F32 results (the products through cuBLAS,
+//     convolutions and attention as below); cuda.TF32 lets F32 products use
+//     TF32. FP32, the default, keeps every product FP32.
+//   - Normalisations (norm.cu): group norm in two kernels, statistics over
+//     chunks of each group (enough blocks to fill the GPU when the groups are
+//     few and long, as in the VAE) combined in double, then the normalisation
+//     four elements per thread; layer norm, softmax and moments one block per row.
+//   - The timestep embedding (timestep.go, elementwise.cu) on the device, in
+//     double precision like the CPU backend, so that the two agree bit for bit.
+//   - Profiling (profile.go): Backend.SetProfiling times every operation with
+//     CUDA events (each then waits for the device) and Profile reports the time
+//     per operation and path; `sd bench --profile` prints it.
 //   - Attention in FP16 and BF16 modes (flash_tc.go, attention.cu): one fused
 //     tensor-core flash-attention kernel (mma.sync with F16/BF16 operands, FP32
-//     accumulation and online softmax) for head dimensions up to 160, reading
-//     F32, F16 or BF16 q, k and v views in place; larger heads (the VAE's 512)
-//     take the GEMM, softmax, GEMM path above. SDGO_CUDA_ATTENTION=gemm, read on
-//     each call, forces that path for every shape.
+//     accumulation and online softmax; K and V tiles double-buffered with
+//     cp.async; variants for head dimensions 48, 64, 80 and 160, the smallest
+//     that holds the head used) for head dimensions up to 160. q, k and v
+//     views of the mode's dtype with 16-byte rows are read in place, others
+//     (F32 activations) through a converted half copy; larger heads (the VAE's
+//     512) take the GEMM, softmax, GEMM path (attnMixed). SDGO_CUDA_ATTENTION=gemm,
+//     read on each call, forces that path for every shape.
 //   - Convolution in FP16 and BF16 modes (conv.go, conv.cu): an implicit GEMM
 //     on the tensor cores (mma.sync, FP32 accumulation) that gathers the F32
 //     input's columns and rounds them to F16/BF16 as it loads its tiles, so no

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -9,14 +10,15 @@ import (
 )
 
 // The tensor-core flash attention of the FP16 and BF16 modes (attention.cu's
-// flash_attn_tc_* kernels): one kernel per call that reads q, k and v in
-// place (F32, F16 or BF16, any batch, head and row strides), rounds them to the
-// mode's dtype in shared memory, and keeps the scores on chip. attnMixed (GEMM,
-// softmax, GEMM) remains for what it cannot take, and when attentionEnv is
-// "gemm".
+// flash_attn_tc_* kernels, FlashAttention-2 style): one kernel per call that
+// reads q, k and v of the mode's dtype (in place when they already are of it
+// with unit element stride, else through a contiguous converted copy; see
+// tcOperandOf), copies 16-byte-aligned tiles to shared memory with cp.async,
+// double-buffers the keys and values, and keeps the scores on chip. attnMixed
+// (GEMM, softmax, GEMM) remains for what it cannot take, and when attentionEnv
+// is "gemm".
 
 const (
-	tcBlockQ  = 64  // query rows per block (TC_BQ)
 	tcThreads = 128 // threads per block (TC_WARPS warps)
 	tcMaxD    = 160 // the largest head dimension of any variant
 	// attentionEnv names the environment variable that chooses the FP16/BF16
@@ -24,30 +26,41 @@ const (
 	attentionEnv = "SDGO_CUDA_ATTENTION"
 )
 
-// flashTCKernel returns the name of the tensor-core kernel for attention in
-// mixed dtype dt (F16 or BF16) over nb·nh heads of lq queries with head
-// dimensions d (q, k) and dv (v), or false when the call goes to attnMixed:
-// env (attentionEnv's value) is "gemm", a head dimension is over tcMaxD, or the
-// grid would not fit. The variant is the smallest of 64 and 160 that holds
-// both dimensions rounded up to 16.
-func flashTCKernel(env string, dt tensor.DType, nb, nh, lq, d, dv int) (string, bool) {
+// tcVariants are the kernels' padded head dimensions (DP in attention.cu's
+// FLASH_TC lines) and query rows per block (64·WM), smallest first.
+var tcVariants = []struct{ dp, bq int }{{48, 128}, {64, 128}, {80, 128}, {160, 64}}
+
+// tcKernel is a flash_attn_tc_* kernel: its name and the query rows of a block.
+type tcKernel struct {
+	name string
+	bq   int
+}
+
+// flashTCKernel returns the tensor-core kernel for attention in mixed dtype dt
+// (F16 or BF16) over nb·nh heads of lq queries with head dimensions d (q, k)
+// and dv (v), or false when the call goes to attnMixed: env (attentionEnv's
+// value) is "gemm", a head dimension is over tcMaxD, or the grid would not
+// fit. The variant is the smallest that holds both dimensions rounded up to 16.
+func flashTCKernel(env string, dt tensor.DType, nb, nh, lq, d, dv int) (tcKernel, bool) {
 	if strings.EqualFold(strings.TrimSpace(env), "gemm") {
-		return "", false
+		return tcKernel{}, false
 	}
 	if dt != tensor.F16 && dt != tensor.BF16 {
-		return "", false
+		return tcKernel{}, false
 	}
 	if d < 1 || dv < 1 || d > tcMaxD || dv > tcMaxD || nb < 1 || nh < 1 || lq < 1 || lq > math.MaxInt32 {
-		return "", false
+		return tcKernel{}, false
 	}
 	if nb*nh > 65535 {
-		return "", false
+		return tcKernel{}, false
 	}
-	variant := "d160"
-	if pad16(max(d, dv)) <= 64 {
-		variant = "d64"
+	dp := pad16(max(d, dv))
+	for _, v := range tcVariants {
+		if dp <= v.dp {
+			return tcKernel{fmt.Sprintf("flash_attn_tc_%s_d%d", dtypeName(dt), v.dp), v.bq}, true
+		}
 	}
-	return "flash_attn_tc_" + dtypeName(dt) + "_" + variant, true
+	return tcKernel{}, false
 }
 
 // attentionChoice returns attentionEnv's value, read on each call so that it
@@ -56,37 +69,58 @@ func attentionChoice() string { return os.Getenv(attentionEnv) }
 
 func pad16(n int) int { return (n + 15) &^ 15 }
 
-// tcDTypeCode is the kernels' code for an operand's dtype: 0 F32, 1 F16, 2 BF16.
-func tcDTypeCode(dt tensor.DType) int {
-	switch dt {
-	case tensor.F16:
-		return 1
-	case tensor.BF16:
-		return 2
-	}
-	return 0
-}
-
 // tcOperand is a [B,H,L,D] attention operand as the tensor-core kernel reads
-// it: address, dtype code and batch, head and row strides in elements (unit
-// element stride).
+// it: address, batch, head and row strides in elements (unit element stride),
+// and whether the address and the strides are multiples of 16 bytes.
 type tcOperand struct {
 	p          uint64
-	dt         int
 	sb, sh, sl int
+	aligned    bool
 }
 
-// tcOperandOf returns t as the kernel reads it: in place when its last stride
-// is 1 (or its rows hold one element), else through a contiguous copy in dt.
+// tcAligned says whether elements of 2 bytes at p with strides st (those of
+// dimensions of size 1 aside: they never move) start 16-byte-aligned rows.
+func tcAligned(p uint64, shape, st []int) bool {
+	if p%16 != 0 {
+		return false
+	}
+	for i := range 3 {
+		if shape[i] > 1 && st[i]%8 != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// tcOperandOf returns t as the kernel reads it: in place when it is of dtype dt
+// with unit last stride (or rows of one element), else through a copy in dt,
+// contiguous but for rows padded to a multiple of 8 elements (16 bytes) so
+// that the kernel can copy its tiles with cp.async.
 func (r *run) tcOperandOf(t *tensor.Tensor, dt tensor.DType) (tcOperand, error) {
 	sh, st := t.Shape(), t.Strides()
-	if st[3] == 1 || sh[3] == 1 {
+	if t.DType() == dt && (st[3] == 1 || sh[3] == 1) {
 		p, err := r.ptr(t)
-		return tcOperand{p, tcDTypeCode(t.DType()), st[0], st[1], st[2]}, err
+		return tcOperand{p, st[0], st[1], st[2], tcAligned(p, sh, st)}, err
 	}
-	p, err := r.as(t, dt)
-	cs := tensor.ContiguousStrides(sh)
-	return tcOperand{p, tcDTypeCode(dt), cs[0], cs[1], cs[2]}, err
+	if sh[3]%8 == 0 {
+		p, err := r.as(t, dt)
+		cs := tensor.ContiguousStrides(sh)
+		return tcOperand{p, cs[0], cs[1], cs[2], tcAligned(p, sh, cs)}, err
+	}
+	src, err := r.ptr(t)
+	if err != nil {
+		return tcOperand{}, err
+	}
+	d8 := (sh[3] + 7) &^ 7
+	ps := []int{sh[1] * sh[2] * d8, sh[2] * d8, d8, 1}
+	p, err := r.temp(dt, sh[0]*ps[0])
+	if err != nil {
+		return tcOperand{}, err
+	}
+	if err := r.copy(p, dt, ps, src, t.DType(), st, sh); err != nil {
+		return tcOperand{}, err
+	}
+	return tcOperand{p, ps[0], ps[1], ps[2], tcAligned(p, sh, ps)}, nil
 }
 
 // flashTCArgs packs the parameters of a flash_attn_tc_* kernel.
@@ -95,19 +129,25 @@ func flashTCArgs(o attnOperand, q, k, v tcOperand, nh, lq, lk, d, dv int, scale 
 	if causal {
 		c = 1
 	}
-	return newArgs().Ptr(o.p).Ptr(q.p).Ptr(k.p).Ptr(v.p).I32(q.dt).I32(k.dt).I32(v.dt).
-		I32(nh).I32(lq).I32(lk).I32(d).I32(dv).
+	al := 0
+	for i, x := range []tcOperand{q, k, v} {
+		if x.aligned {
+			al |= 1 << i
+		}
+	}
+	return newArgs().Ptr(o.p).Ptr(q.p).Ptr(k.p).Ptr(v.p).
+		I32(nh).I32(lq).I32(lk).I32(d).I32(dv).I32(al).
 		I64(q.sb).I64(q.sh).I64(q.sl).I64(k.sb).I64(k.sh).I64(k.sl).
 		I64(v.sb).I64(v.sh).I64(v.sl).I64(o.sb).I64(o.sh).I64(o.sl).F32(scale).I32(c)
 }
 
-// flashTCGrid is the kernels' grid: a block per 64 queries of each head.
-func flashTCGrid(nb, nh, lq int) [3]uint32 {
-	return [3]uint32{uint32((lq + tcBlockQ - 1) / tcBlockQ), uint32(nb * nh), 1}
+// flashTCGrid is the kernels' grid: a block per bq queries of each head.
+func flashTCGrid(bq, nb, nh, lq int) [3]uint32 {
+	return [3]uint32{uint32((lq + bq - 1) / bq), uint32(nb * nh), 1}
 }
 
-// attnTC runs attention with the tensor-core kernel name (see flashTCKernel).
-func (r *run) attnTC(name string, o attnOperand, q, k, v *tensor.Tensor, dt tensor.DType, nb, nh, lq, lk, d, dv int, scale float32, causal bool) error {
+// attnTC runs attention with the tensor-core kernel kn (see flashTCKernel).
+func (r *run) attnTC(kn tcKernel, o attnOperand, q, k, v *tensor.Tensor, dt tensor.DType, nb, nh, lq, lk, d, dv int, scale float32, causal bool) error {
 	aq, err := r.tcOperandOf(q, dt)
 	if err != nil {
 		return err
@@ -121,5 +161,5 @@ func (r *run) attnTC(name string, o attnOperand, q, k, v *tensor.Tensor, dt tens
 		return err
 	}
 	a := flashTCArgs(o, aq, ak, av, nh, lq, lk, d, dv, scale, causal)
-	return r.d.launch(name, flashTCGrid(nb, nh, lq), [3]uint32{tcThreads, 1, 1}, 0, a)
+	return r.d.launch(kn.name, flashTCGrid(kn.bq, nb, nh, lq), [3]uint32{tcThreads, 1, 1}, 0, a)
 }

@@ -16,11 +16,15 @@ import (
 // probabilities P to the mode's dtype, as attnMixed does, and accumulates in
 // FP32 (see mixedTol for why the bound does not grow with the number of keys).
 // The cases cover one query and one key, odd tails of queries (17, 77, 130)
-// and keys (77, 129) against the 64-row blocks and 64-key tiles, head
-// dimensions from 8 to 160 on both variants (d64, d160) with Dv != D, causal
-// masks with Lq != Lk, several batch items and heads, strided [B,L,H,D]
-// views (one fused q|k|v projection among them), F16/BF16 inputs, and an
-// output written into a [B,L,H,Dv] buffer.
+// and keys (77, 129) against the blocks of 128 (d160: 64) query rows and the
+// tiles of 64 (d80, d160: 32) keys, head dimensions from 8 to 160 on every
+// variant (d48, d64, d80, d160) with Dv != D, causal masks with Lq != Lk,
+// several batch items and heads, strided [B,L,H,D] views (one fused q|k|v
+// projection among them), F16/BF16 inputs, and an output written into a
+// [B,L,H,Dv] buffer. The operands reach the kernel 16-byte aligned (whole-chunk
+// cp.async: contiguous F16/BF16 of the mode's dtype with D % 8 == 0, the fused
+// projection, and every converted copy) and not (scalar loads: D = 65, and the
+// [B,L,H,D+3] views of the mode's dtype).
 
 type flashTCCase struct {
 	b, h, lq, lk, d, dv int
@@ -100,7 +104,7 @@ func TestGPUFlashTC(t *testing.T) {
 			if k, ok := flashTCKernel("", dt, c.b, c.h, c.lq, c.d, c.dv); !ok {
 				t.Fatalf("%s: not a tensor-core shape", name)
 			} else {
-				t.Logf("%s: %s", name, k)
+				t.Logf("%s: %s", name, k.name)
 			}
 			seed := uint64(500 + 10*i)
 			cq, dq := randPair(t, g, seed, c.b, c.h, c.lq, c.d)
@@ -209,6 +213,8 @@ func BenchmarkGPUFlashTC(b *testing.B) {
 		{"2x8x4096x40_k77", 2, 8, 4096, 77, 40},
 		{"2x10x4096x64", 2, 10, 4096, 4096, 64},
 		{"2x20x1024x64", 2, 20, 1024, 1024, 64},
+		{"2x8x1024x80", 2, 8, 1024, 1024, 80},
+		{"2x8x256x160", 2, 8, 256, 256, 160},
 	} {
 		mk := func(seed uint64, l int) *tensor.Tensor {
 			x, err := tensor.FromFloat32(g, randData(s.nb*s.nh*l*s.d, seed, -2, 2), s.nb, s.nh, l, s.d)

@@ -299,7 +299,9 @@ func TestGPUSoftmax(t *testing.T) {
 func TestGPULayerNorm(t *testing.T) {
 	g := gpu(t)
 	m := mustT(t)
-	for _, shape := range [][]int{{1, 1}, {3, 7}, {2, 77, 768}, {5, 1025}} {
+	// Rows for each layer norm kernel: one warp with 32 or 64 values per lane, and
+	// one block per row beyond 2048; row counts that leave a block partly empty.
+	for _, shape := range [][]int{{1, 1}, {3, 7}, {2, 77, 768}, {5, 1025}, {9, 1024}, {3, 2048}, {4, 2049}, {2, 4096 + 3, 640}} {
 		n := shape[len(shape)-1]
 		c, d := randPair(t, g, 50, shape...)
 		cg, dg := randPair(t, g, 51, n)
@@ -319,6 +321,9 @@ func TestGPUGroupNorm(t *testing.T) {
 		groups int
 	}{
 		{[]int{1, 4, 1, 1}, 2}, {[]int{2, 6, 5, 7}, 3}, {[]int{2, 64, 9, 9}, 32}, {[]int{1, 32, 3}, 32}, {[]int{1, 320, 33, 31}, 32},
+		// Long groups, split into chunks with a short last one (groupNormGrid);
+		// odd rows that are not 16-byte aligned.
+		{[]int{1, 64, 97, 131}, 32}, {[]int{2, 6, 300, 301}, 3}, {[]int{1, 128, 256, 256}, 32},
 	} {
 		ch := c.shape[1]
 		cx, dx := randPair(t, g, 60, c.shape...)

@@ -390,8 +390,8 @@ func (b *Backend) Attention(dst, q, k, v *tensor.Tensor, p tensor.AttentionParam
 			return fmt.Errorf("%w: attention of %v", ErrUnsupported, q)
 		}
 		if dt, ok := r.mixedDType(); ok {
-			if name, ok := flashTCKernel(attentionChoice(), dt, nb, nh, lq, d, dv); ok {
-				return r.attnTC(name, o, q, k, v, dt, nb, nh, lq, lk, d, dv, scale, p.Causal)
+			if kn, ok := flashTCKernel(attentionChoice(), dt, nb, nh, lq, d, dv); ok {
+				return r.attnTC(kn, o, q, k, v, dt, nb, nh, lq, lk, d, dv, scale, p.Causal)
 			}
 			return r.attnMixed(o, q, k, v, dt, nb, nh, lq, lk, d, dv, scale, p)
 		}

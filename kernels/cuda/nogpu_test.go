@@ -413,3 +413,31 @@ func TestStorageOfOtherBackend(t *testing.T) {
 	}
 	b.Free(s) // ignored, no panic
 }
+
+// The group norm's grid: enough blocks to fill the GPU, chunks of at least 8192
+// elements, and the apply kernel's blocks within the grid's limits.
+func TestGroupNormGrid(t *testing.T) {
+	for _, c := range []struct {
+		ngroups, length, rows, spatial, sms int
+		splits, rowBlocks                   int
+	}{
+		{32, 4 << 20, 128, 1 << 20, 132, 9, 1024}, // VAE 1024x1024, 128 channels
+		{32, 4 << 18, 128, 1 << 18, 132, 9, 256},  // VAE 512x512
+		{64, 40960, 640, 4096, 132, 5, 4},         // UNet 64x64 at batch 2
+		{64, 2560, 2560, 64, 132, 1, 1},           // UNet 8x8: chunks would be too short
+		{1, 3, 1, 3, 0, 1, 1},                     // tiny, and a device that reports no SMs
+	} {
+		s, rb := groupNormGrid(c.ngroups, c.length, c.rows, c.spatial, c.sms)
+		if s != c.splits || rb != c.rowBlocks {
+			t.Errorf("groupNormGrid(%d, %d, %d, %d, %d) = %d, %d; want %d, %d", c.ngroups, c.length, c.rows, c.spatial, c.sms, s, rb, c.splits, c.rowBlocks)
+		}
+	}
+}
+
+func TestLayerNormWarpKernel(t *testing.T) {
+	for n, want := range map[int]string{1: "layer_norm_warp32_f32", 1024: "layer_norm_warp32_f32", 1025: "layer_norm_warp64_f32", 2048: "layer_norm_warp64_f32", 2049: ""} {
+		if got := layerNormWarpKernel(n); got != want {
+			t.Errorf("layerNormWarpKernel(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -59,6 +59,11 @@ inline double __shfl_xor_sync(unsigned, double v, int off) {
     return r;
 }
 
+struct float4 {
+    float x, y, z, w;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+
 inline float __fmul_rn(float a, float b) {
     volatile float r = a * b;
     return r;
