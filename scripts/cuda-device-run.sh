@@ -62,4 +62,12 @@ echo "== [$((SECONDS - T0))s] VAE decode 512 in tf32 (what a force_upcast VAE co
 timeout 90 .devbin/sd bench --device cuda --precision tf32 --json --arch sd15 --component vae-decode --size 512 --iters 5 2>&1 | tail -1
 echo "== [$((SECONDS - T0))s] whole generation, SD 1.5 512, 20 steps, fp16"
 timeout 150 .devbin/sd bench --device cuda --arch sd15 --component pipeline --steps 20 --iters 3 --json 2>&1 | tail -1
+echo "== [$((SECONDS - T0))s] where the device time goes (sd bench --profile: every operation waits for the device)"
+for spec in "--arch sd15 --component unet --size 512 --batch 2 --iters 2" \
+	"--arch sdxl --component unet --size 1024 --batch 2 --iters 2" \
+	"--arch sd15 --component vae-decode --size 512 --iters 2"; do
+	echo "-- $spec"
+	# shellcheck disable=SC2086
+	timeout 90 .devbin/sd bench --device cuda --profile $spec 2>&1 | head -16
+done
 echo "== done [$((SECONDS - T0))s]"

@@ -16,6 +16,7 @@ import (
 	"github.com/sdgo/sdgo/diffusion"
 	"github.com/sdgo/sdgo/diffusion/hub"
 	"github.com/sdgo/sdgo/serve"
+	"github.com/sdgo/sdgo/tensor"
 )
 
 func init() {
@@ -192,21 +193,25 @@ func (f *serveFlags) loader(e *env) func(ctx context.Context) (serve.Engine, err
 			name = filepath.Base(filepath.Clean(f.model))
 		}
 		var pipes []*diffusion.Pipeline
+		var backends []tensor.Backend
+		fail := func(err error) (serve.Engine, error) {
+			for _, q := range pipes {
+				q.Close()
+			}
+			for _, b := range backends {
+				closeDevice(b)
+			}
+			return nil, err
+		}
 		for i := range f.concurrency {
 			backend, err := openDevice(f.device, f.precision)
 			if err != nil {
-				for _, q := range pipes {
-					q.Close()
-				}
-				return nil, err
+				return fail(err)
 			}
+			backends = append(backends, backend)
 			p, err := diffusion.Load(ctx, path, diffusion.Options{Config: f.config, PredictionType: f.predictionType, Offload: f.offload, Backend: backend})
 			if err != nil {
-				closeDevice(backend)
-				for _, q := range pipes {
-					q.Close()
-				}
-				return nil, err
+				return fail(err)
 			}
 			pipes = append(pipes, p)
 			e.log.Info("model copy loaded", "copy", i+1, "of", f.concurrency)
@@ -218,13 +223,27 @@ func (f *serveFlags) loader(e *env) func(ctx context.Context) (serve.Engine, err
 		}
 		eng, err := serve.NewPipelineEngine(info, pipes...)
 		if err != nil {
-			for _, q := range pipes {
-				q.Close()
-			}
-			return nil, err
+			return fail(err)
 		}
-		return eng, nil
+		return &deviceEngine{eng, backends}, nil
 	}
+}
+
+// deviceEngine is a pipeline engine that also owns the backends its pipelines
+// run on: closing it (when the server stops or swaps models) closes the
+// pipelines, then hands the devices back.
+type deviceEngine struct {
+	*serve.PipelineEngine
+	backends []tensor.Backend
+}
+
+// Close closes the pipelines and then the backends.
+func (e *deviceEngine) Close() error {
+	err := e.PipelineEngine.Close()
+	for _, b := range e.backends {
+		closeDevice(b)
+	}
+	return err
 }
 
 func buildVersion() string {

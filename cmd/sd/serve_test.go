@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sdgo/sdgo/diffusion"
 	"github.com/sdgo/sdgo/internal/fixture"
+	"github.com/sdgo/sdgo/serve"
+	"github.com/sdgo/sdgo/tensor"
 	"github.com/stretchr/testify/require"
 )
 
@@ -173,4 +176,30 @@ func TestServeModelMissing(t *testing.T) {
 	status, _, errOut := sd(t, "serve", "--model", t.TempDir()+"/nothing-here", "--addr", "127.0.0.1:0")
 	require.Equal(t, 1, status)
 	require.Contains(t, errOut, "loading the model")
+}
+
+// closableCPU is a CPU backend that records being closed, as a device would.
+type closableCPU struct {
+	*tensor.CPU
+	closed int
+}
+
+func (c *closableCPU) Close() error { c.closed++; return nil }
+
+// Closing a served engine closes its pipelines and then every backend they ran
+// on.
+func TestDeviceEngineClosesBackends(t *testing.T) {
+	a, b := &closableCPU{CPU: tensor.NewCPU()}, &closableCPU{CPU: tensor.NewCPU()}
+	var pipes []*diffusion.Pipeline
+	for _, be := range []*closableCPU{a, b} {
+		p, err := diffusion.Load(context.Background(), fixture.Path(t, "models/sd15"), diffusion.Options{Backend: be})
+		require.NoError(t, err)
+		pipes = append(pipes, p)
+	}
+	eng, err := serve.NewPipelineEngine(serve.PipelineInfo(pipes[0], "sd15"), pipes...)
+	require.NoError(t, err)
+	de := &deviceEngine{eng, []tensor.Backend{a, b}}
+	require.NoError(t, de.Close())
+	require.Equal(t, 1, a.closed)
+	require.Equal(t, 1, b.closed)
 }

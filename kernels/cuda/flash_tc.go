@@ -161,5 +161,6 @@ func (r *run) attnTC(kn tcKernel, o attnOperand, q, k, v *tensor.Tensor, dt tens
 		return err
 	}
 	a := flashTCArgs(o, aq, ak, av, nh, lq, lk, d, dv, scale, causal)
+	r.path = fmt.Sprintf("flash, %d keys", lk)
 	return r.d.launch(kn.name, flashTCGrid(kn.bq, nb, nh, lq), [3]uint32{tcThreads, 1, 1}, 0, a)
 }
