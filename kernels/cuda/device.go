@@ -47,6 +47,9 @@ type Device struct {
 	funcs   map[string]uintptr // kernel name -> CUfunction
 	blas    *cublas            // nil when cuBLAS is absent
 	blasErr error              // why cuBLAS is not used
+	lt      *cublasLt          // loaded at first use (cublasLt); nil when absent
+	ltErr   error              // why cuBLASLt is not used
+	ltTried bool
 }
 
 // Device attributes (CUdevice_attribute).
@@ -313,6 +316,10 @@ func (d *Device) Close() error {
 	var errs []error
 	err := d.do(func() error {
 		errs = append(errs, d.syncLocked())
+		if d.lt != nil {
+			errs = append(errs, d.lt.destroy(d))
+			d.lt = nil
+		}
 		if d.blas != nil {
 			d.blas.destroy()
 		}

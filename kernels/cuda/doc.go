@@ -22,6 +22,15 @@
 //     products, row-major through cublasGemmEx and cublasGemmStridedBatchedEx with
 //     FP32 accumulation. Without it the embedded PTX GEMM runs them. SDGO_CUBLAS=off
 //     turns cuBLAS off; SDGO_CUBLAS=/path/libcublas.so.12 picks a file.
+//   - cuBLASLt (cublaslt.go): in TF32, FP16 and BF16 modes a MatMul with a bias
+//     (every Linear layer) runs through cublasLtMatmul with the bias added in
+//     the GEMM's epilogue (CUBLASLT_EPILOGUE_BIAS) instead of being copied into
+//     the output first; libcublasLt (.so.13, .12, .11) is loaded at first use
+//     from the directory of the libcublas in use, then the loader's path. The
+//     descriptors and algorithm are kept per shape, the workspace (32 MiB) per
+//     device. A product cuBLASLt cannot run falls back to the copy and
+//     cublasGemmEx; FP32 mode never uses it. SDGO_CUBLASLT=off (read on each
+//     product) turns it off; SDGO_CUBLASLT=/path/libcublasLt.so.12 picks a file.
 //   - The kernels: CUDA C sources (*.cu) in this directory, compiled by
 //     `make ptx` to PTX for compute_80, which the driver JIT-compiles for sm_80,
 //     sm_90 and later GPUs. The .ptx files are committed and embedded; a test

@@ -91,6 +91,8 @@ func init() {
 	}
 	defaultDriverOnce.Do(func() { defaultDriver = d })
 	fakeCublas = func(*Device) (*cublas, error) { return emuCublas(), nil }
+	// cuBLASLt: the host model of cublaslt_test.go, over the emulated memory.
+	fakeCublasLt = func(*Device) (*cublasLt, error) { lt, _ := newFakeLt(); return lt, nil }
 }
 
 // emuCublas is a cuBLAS whose products run on the host (refGemm) over the

@@ -149,27 +149,70 @@ func (b *Backend) MatMul(dst, x, y, bias *tensor.Tensor, alpha float32) error {
 		if err != nil {
 			return err
 		}
-		beta := float32(0)
-		if bias != nil {
-			// dst's rows start as the bias; the product accumulates onto them.
-			pv, err := r.ptr(bias)
-			if err != nil {
-				return err
-			}
-			bs := bias.Strides()[0]
-			if err := r.copy(c, tensor.F32, []int{batchStride(ds, dstr), dstr[1], dstr[2]}, pv, bias.DType(), []int{0, 0, bs}, ds); err != nil {
-				return err
-			}
-			beta = 1
-		}
 		xst, yst := x.Strides(), y.Strides()
-		return r.gemm(gemmCall{
+		g := gemmCall{
 			nb: nb, m: m, n: n, k: k, a: pa, b: pb, c: c, adt: x.DType(), bdt: y.DType(),
 			sar: xst[1], sac: xst[2], sab: batchStride(xs, xst),
 			sbr: yst[1], sbc: yst[2], sbb: batchStride(ys, yst),
-			ldc: dstr[1], scb: batchStride(ds, dstr), alpha: alpha, beta: beta,
-		})
+			ldc: dstr[1], scb: batchStride(ds, dstr), alpha: alpha,
+		}
+		if bias == nil {
+			return r.gemm(g)
+		}
+		pv, err := r.ptr(bias)
+		if err != nil {
+			return err
+		}
+		bs := bias.Strides()[0]
+		// fill makes dst's rows start as the bias, for a product that
+		// accumulates onto them (beta = 1).
+		fill := func() error {
+			return r.copy(c, tensor.F32, []int{batchStride(ds, dstr), dstr[1], dstr[2]}, pv, bias.DType(), []int{0, 0, bs}, ds)
+		}
+		if r.prec != FP32 && r.blasOK() {
+			err := r.blasGemmBias(g, pv, bias.DType(), bs, fill)
+			if !errors.Is(err, ErrUnsupported) {
+				return err
+			}
+		}
+		if err := fill(); err != nil {
+			return err
+		}
+		g.beta = 1
+		return r.gemm(g)
 	})
+}
+
+// blasGemmBias runs g (beta 0) plus the bias at pv (dtype bdt, stride bs) in
+// TF32, FP16 and BF16 modes: the operands prepared as blasGemm prepares them,
+// then the product with the bias in cuBLASLt's epilogue (ltGemm), or, when
+// cuBLASLt cannot run it, fill (dst = bias) and cublasGemmEx with beta = 1 on
+// the same operands. An error wrapping ErrUnsupported means nothing was
+// computed and the caller should take its own path.
+func (r *run) blasGemmBias(g gemmCall, pv uint64, bdt tensor.DType, bs int, fill func() error) error {
+	if g.ldc < g.n {
+		return fmt.Errorf("%w: ldc %d below %d", ErrUnsupported, g.ldc, g.n)
+	}
+	dt := gemmDType(r.prec, g.adt, g.bdt)
+	a, err := r.gemmOperand(g.nb, g.m, g.k, g.a, g.adt, g.sar, g.sac, g.sab, dt)
+	if err != nil {
+		return err
+	}
+	b, err := r.gemmOperand(g.nb, g.k, g.n, g.b, g.bdt, g.sbr, g.sbc, g.sbb, dt)
+	if err != nil {
+		return err
+	}
+	compute := computeType(r.prec, dt)
+	if err := r.ltGemm(g, a, b, pv, bdt, bs, compute); !errors.Is(err, ErrUnsupported) {
+		if err == nil {
+			r.path = "cublasLt"
+		}
+		return err
+	}
+	if err := fill(); err != nil {
+		return err
+	}
+	return r.d.blas.gemm(g.nb, g.m, g.n, g.k, g.alpha, 1, a, b, g.c, g.ldc, g.scb, compute)
 }
 
 // conv2dOutSize is the output length of a convolution along one axis.
