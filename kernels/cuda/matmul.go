@@ -64,19 +64,26 @@ func (r *run) gemm(g gemmCall) error {
 // mixed mode). In FP32 mode an operand pair of one dtype with readable strides
 // is read in place, as before.
 func (r *run) blasGemm(g gemmCall) error {
-	if g.ldc < g.n {
-		return fmt.Errorf("%w: ldc %d below %d", ErrUnsupported, g.ldc, g.n)
-	}
-	dt := gemmDType(r.prec, g.adt, g.bdt)
-	a, err := r.gemmOperand(g.nb, g.m, g.k, g.a, g.adt, g.sar, g.sac, g.sab, dt)
-	if err != nil {
-		return err
-	}
-	b, err := r.gemmOperand(g.nb, g.k, g.n, g.b, g.bdt, g.sbr, g.sbc, g.sbb, dt)
+	a, b, dt, err := r.blasOperands(g)
 	if err != nil {
 		return err
 	}
 	return r.d.blas.gemm(g.nb, g.m, g.n, g.k, g.alpha, g.beta, a, b, g.c, g.ldc, g.scb, computeType(r.prec, dt))
+}
+
+// blasOperands returns g's operands as cuBLAS and cuBLASLt read them (see
+// gemmOperand) and their dtype, or ErrUnsupported for an output cuBLAS cannot
+// write.
+func (r *run) blasOperands(g gemmCall) (a, b matOperand, dt tensor.DType, err error) {
+	if g.ldc < g.n {
+		return a, b, dt, fmt.Errorf("%w: ldc %d below %d", ErrUnsupported, g.ldc, g.n)
+	}
+	dt = gemmDType(r.prec, g.adt, g.bdt)
+	if a, err = r.gemmOperand(g.nb, g.m, g.k, g.a, g.adt, g.sar, g.sac, g.sab, dt); err != nil {
+		return a, b, dt, err
+	}
+	b, err = r.gemmOperand(g.nb, g.k, g.n, g.b, g.bdt, g.sbr, g.sbc, g.sbb, dt)
+	return a, b, dt, err
 }
 
 // gemmOperand returns the rows×cols operand at p (dtype sdt, strides sr, sc,
@@ -190,15 +197,7 @@ func (b *Backend) MatMul(dst, x, y, bias *tensor.Tensor, alpha float32) error {
 // the same operands. An error wrapping ErrUnsupported means nothing was
 // computed and the caller should take its own path.
 func (r *run) blasGemmBias(g gemmCall, pv uint64, bdt tensor.DType, bs int, fill func() error) error {
-	if g.ldc < g.n {
-		return fmt.Errorf("%w: ldc %d below %d", ErrUnsupported, g.ldc, g.n)
-	}
-	dt := gemmDType(r.prec, g.adt, g.bdt)
-	a, err := r.gemmOperand(g.nb, g.m, g.k, g.a, g.adt, g.sar, g.sac, g.sab, dt)
-	if err != nil {
-		return err
-	}
-	b, err := r.gemmOperand(g.nb, g.k, g.n, g.b, g.bdt, g.sbr, g.sbc, g.sbb, dt)
+	a, b, dt, err := r.blasOperands(g)
 	if err != nil {
 		return err
 	}

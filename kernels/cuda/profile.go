@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -46,7 +47,7 @@ func (b *Backend) Profile() []OpTime {
 		if x.Time != y.Time {
 			return int(y.Time - x.Time)
 		}
-		return cmpString(x.Op, y.Op)
+		return strings.Compare(x.Op, y.Op)
 	})
 	return out
 }
@@ -56,16 +57,6 @@ func (b *Backend) ResetProfile() {
 	b.prof.mu.Lock()
 	defer b.prof.mu.Unlock()
 	b.prof.ops = nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // profiling reports whether operations are timed now.

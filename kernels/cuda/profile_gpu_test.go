@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -34,7 +35,9 @@ func TestGPUProfile(t *testing.T) {
 	}
 	require.Equal(t, 3, ops["Binary"].Calls, "%v", ops)
 	require.Equal(t, 1, ops["MatMul"].Calls, "%v", ops)
-	require.Positive(t, ops["MatMul"].Time)
+	if os.Getenv("SDGO_EMU_LIB") == "" { // the emulator's events all read the same time
+		require.Positive(t, ops["MatMul"].Time)
+	}
 	b.ResetProfile()
 	require.Empty(t, b.Profile())
 }
