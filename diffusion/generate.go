@@ -250,7 +250,7 @@ func (r *run) latentTensor(p *Pipeline, v sched.Vec, shape ...int) (*tensor.Tens
 // latentVec returns t's elements as a Vec where the latents live: a flat view
 // on the device (t stays the caller's to release), a download on the host.
 func (r *run) latentVec(t *tensor.Tensor) (sched.Vec, error) {
-	if r.arith == sched.Host {
+	if _, ok := r.arith.(sched.HostArith); ok {
 		v, err := t.Float32s()
 		return sched.HostVec(v), err
 	}

@@ -14,7 +14,8 @@ import (
 //
 // Every operation it uses rounds once, as the host's float32 arithmetic does
 // (a·1+c and a·c+0 are exact in an FMA too), so on a backend whose element-wise
-// operations are correctly rounded the device runs the same numbers as Host.
+// operations are correctly rounded the device runs the same numbers as
+// sched.HostArith.
 type deviceArith struct{ b tensor.Backend }
 
 // deviceVec is a Vec of deviceArith: a contiguous one-dimensional F32 tensor.
@@ -27,7 +28,7 @@ func (v *deviceVec) Len() int { return v.t.Numel() }
 // the device otherwise.
 func arithFor(b tensor.Backend) sched.Arith {
 	if _, ok := b.(*tensor.CPU); ok {
-		return sched.Host
+		return sched.HostArith{}
 	}
 	return deviceArith{b}
 }

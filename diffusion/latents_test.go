@@ -78,7 +78,7 @@ func TestDeviceArithMatchesHost(t *testing.T) {
 				}
 				return e
 			}
-			want, err := sched.Host.Eval(build(host))
+			want, err := sched.HostArith{}.Eval(build(host))
 			require.NoError(t, err)
 			got, err := dev.Eval(build(devs))
 			require.NoError(t, err)

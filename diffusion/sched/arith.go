@@ -8,7 +8,7 @@ import (
 
 // Vec is one latent-sized array of float32 values (the NCHW latents in
 // row-major order, a model output, a noise draw) held where an Arith keeps it:
-// in host memory for Host, on a device for a tensor-backed Arith.
+// in host memory for HostArith, on a device for a tensor-backed Arith.
 type Vec interface {
 	// Len is the number of elements.
 	Len() int
@@ -16,7 +16,7 @@ type Vec interface {
 
 // Arith is where a scheduler's latent arithmetic runs. Every operation of a
 // step that touches latent-sized arrays goes through it as an Expr, so the same
-// scheduler code runs on host slices (Host, which reproduces diffusers' float32
+// scheduler code runs on host slices (HostArith, which reproduces diffusers' float32
 // arithmetic bit for bit) and on device tensors, where only the per-step
 // scalars are computed on the host.
 type Arith interface {
@@ -31,10 +31,11 @@ type Arith interface {
 	Free(v Vec)
 }
 
-// Host is the Arith of host memory: its Vecs are HostVec slices, and an
-// expression is evaluated operation by operation in float32, each result
-// rounded as Go (and torch on the CPU) rounds it.
-var Host Arith = hostArith{}
+// HostArith is the Arith of host memory (the default of every scheduler): its
+// Vecs are HostVec slices, and an expression is evaluated operation by
+// operation in float32, each result rounded as Go (and torch on the CPU)
+// rounds it.
+type HostArith struct{}
 
 // HostVec is a Vec in host memory.
 type HostVec []float32
@@ -101,7 +102,7 @@ func (e Expr) Len() int { return e.n.length }
 
 // Walk calls leaf for every Vec and constant and node for every operation of
 // e, operands before the operation (a post-order walk), so an Arith can compile
-// e into its own operations. It is what a device Arith uses; Host does not.
+// e into its own operations. It is what a device Arith uses; HostArith does not.
 func (e Expr) Walk(leaf func(v Vec, c float32, isConst bool), node func(op ExprOp, lo, hi float32)) {
 	var walk func(n *exprNode)
 	walk = func(n *exprNode) {
@@ -152,13 +153,11 @@ func checkExpr(e Expr) error {
 	return bad
 }
 
-type hostArith struct{}
-
-func (hostArith) FromHost(v []float32) (Vec, error) {
+func (HostArith) FromHost(v []float32) (Vec, error) {
 	return HostVec(append([]float32(nil), v...)), nil
 }
 
-func (hostArith) ToHost(v Vec) ([]float32, error) {
+func (HostArith) ToHost(v Vec) ([]float32, error) {
 	h, ok := v.(HostVec)
 	if !ok {
 		return nil, fmt.Errorf("sched: %T is not a host array", v)
@@ -166,9 +165,9 @@ func (hostArith) ToHost(v Vec) ([]float32, error) {
 	return append([]float32(nil), h...), nil
 }
 
-func (hostArith) Free(Vec) {}
+func (HostArith) Free(Vec) {}
 
-func (hostArith) Eval(e Expr) (Vec, error) {
+func (HostArith) Eval(e Expr) (Vec, error) {
 	if err := checkExpr(e); err != nil {
 		return nil, err
 	}

@@ -280,7 +280,7 @@ func TestArithCasesHost(t *testing.T) {
 	}
 }
 
-// trackArith is Host with bookkeeping, standing in for a device Arith whose
+// trackArith is HostArith with bookkeeping, standing in for a device Arith whose
 // Vecs are memory that must be freed: it counts Evals, uploads, downloads and
 // Frees, and panics when a freed Vec is used or freed again, when the
 // scheduler frees a Vec the caller owns, or when a Vec of another Arith comes
@@ -354,7 +354,7 @@ func (a *trackArith) Eval(e Expr) (Vec, error) {
 	if len(stack) != 1 {
 		panic(fmt.Sprintf("trackArith.Eval: the walk left %d expressions", len(stack)))
 	}
-	r, err := Host.Eval(stack[0])
+	r, err := HostArith{}.Eval(stack[0])
 	if err != nil {
 		return nil, err
 	}
@@ -543,11 +543,11 @@ func TestVecMethodsNeedTheirArith(t *testing.T) {
 		require.NoError(t, s.SetTimesteps(4), class)
 		t0 := s.Timesteps()[0]
 		_, err := s.Step(x, t0, x, caseNoise())
-		require.ErrorContains(t, err, "need the Host arith", class)
+		require.ErrorContains(t, err, "need the HostArith", class)
 		_, err = s.ScaleModelInput(x, t0)
-		require.ErrorContains(t, err, "need the Host arith", class)
+		require.ErrorContains(t, err, "need the HostArith", class)
 		_, err = s.AddNoise(x, x, t0)
-		require.ErrorContains(t, err, "need the Host arith", class)
+		require.ErrorContains(t, err, "need the HostArith", class)
 
 		xv := a.own(a.FromHost(x))
 		_, err = s.StepVec(nil, t0, xv, caseNoise())
@@ -557,8 +557,8 @@ func TestVecMethodsNeedTheirArith(t *testing.T) {
 		_, err = s.AddNoiseVec(xv, nil, t0)
 		require.ErrorContains(t, err, "noise is nil", class)
 
-		// Back on Host, a Vec of another Arith is an error.
-		s.SetArith(Host)
+		// Back on HostArith, a Vec of another Arith is an error.
+		s.SetArith(HostArith{})
 		require.NoError(t, s.SetTimesteps(4), class)
 		_, err = s.StepVec(xv, t0, xv, caseNoise())
 		require.ErrorContains(t, err, "not a host array", class)

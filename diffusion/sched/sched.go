@@ -9,14 +9,14 @@
 // numpy computes them and then cast, tensors and per-step scalars in float32 as
 // torch computes them on the CPU.
 //
-// The latent-sized arithmetic runs on an Arith (see arith.go): Host by default,
+// The latent-sized arithmetic runs on an Arith (see arith.go): HostArith by default,
 // or a device's, chosen with SetArith, whose Vecs the Vec methods
 // (ScaleModelInputVec, StepVec, AddNoiseVec) take and return; the per-step
 // scalars are always computed on the host. Every Vec a method returns is new
 // and the caller's to free; the scheduler never frees or keeps the Vecs passed
 // to it (it copies what its run state needs) and frees its own temporaries and
 // state (SetTimesteps and SetArith free the state of the previous run). The
-// []float32 methods wrap the Vec methods on Host.
+// []float32 methods wrap the Vec methods on HostArith.
 //
 // A run follows the diffusers pipeline loop:
 //
@@ -96,7 +96,7 @@ type Scheduler interface {
 	// AddNoise noises x0 to the level of timestep t (image-to-image).
 	AddNoise(x0, noise []float32, t float64) ([]float32, error)
 
-	// SetArith chooses where latent arithmetic runs: Host (the default) or a
+	// SetArith chooses where latent arithmetic runs: HostArith (the default) or a
 	// device's Arith. Call it before SetTimesteps; the Vec methods take and
 	// return Vecs of that Arith.
 	SetArith(a Arith)
@@ -210,7 +210,7 @@ type base struct {
 }
 
 func newBase(class string, cfg Config) base {
-	return base{class: class, cfg: cfg, arith: Host, stepIndex: -1, beginIndex: -1, batch: 1}
+	return base{class: class, cfg: cfg, arith: HostArith{}, stepIndex: -1, beginIndex: -1, batch: 1}
 }
 
 // vecMethods is what each class implements on Vecs; base wraps it into the
@@ -227,11 +227,11 @@ type vecMethods interface {
 // constructor calls it.
 func (b *base) bind(v vecMethods) { b.vec = v }
 
-// SetArith sets the Arith of the latent arithmetic (nil is Host). The Vecs of
+// SetArith sets the Arith of the latent arithmetic (nil is HostArith). The Vecs of
 // the run state, which belong to the previous Arith, are freed and forgotten.
 func (b *base) SetArith(a Arith) {
 	if a == nil {
-		a = Host
+		a = HostArith{}
 	}
 	b.vec.freeState()
 	b.arith = a
@@ -239,8 +239,8 @@ func (b *base) SetArith(a Arith) {
 
 // hostOnly refuses the []float32 methods on a device Arith.
 func (b *base) hostOnly() error {
-	if _, ok := b.arith.(hostArith); !ok {
-		return fmt.Errorf("sched: %s: the []float32 methods need the Host arith; this scheduler's is %T (use ScaleModelInputVec, StepVec and AddNoiseVec)", b.class, b.arith)
+	if _, ok := b.arith.(HostArith); !ok {
+		return fmt.Errorf("sched: %s: the []float32 methods need the HostArith; this scheduler's is %T (use ScaleModelInputVec, StepVec and AddNoiseVec)", b.class, b.arith)
 	}
 	return nil
 }
@@ -257,7 +257,7 @@ func hostResult(v Vec, err error) ([]float32, error) {
 	return []float32(h), nil
 }
 
-// ScaleModelInput is ScaleModelInputVec on Host.
+// ScaleModelInput is ScaleModelInputVec on HostArith.
 func (b *base) ScaleModelInput(sample []float32, t float64) ([]float32, error) {
 	if err := b.hostOnly(); err != nil {
 		return nil, err
@@ -265,7 +265,7 @@ func (b *base) ScaleModelInput(sample []float32, t float64) ([]float32, error) {
 	return hostResult(b.vec.ScaleModelInputVec(HostVec(sample), t))
 }
 
-// Step is StepVec on Host.
+// Step is StepVec on HostArith.
 func (b *base) Step(modelOutput []float32, t float64, sample []float32, noise Noise) ([]float32, error) {
 	if err := b.hostOnly(); err != nil {
 		return nil, err
@@ -273,7 +273,7 @@ func (b *base) Step(modelOutput []float32, t float64, sample []float32, noise No
 	return hostResult(b.vec.StepVec(HostVec(modelOutput), t, HostVec(sample), noise))
 }
 
-// AddNoise is AddNoiseVec on Host.
+// AddNoise is AddNoiseVec on HostArith.
 func (b *base) AddNoise(x0, noise []float32, t float64) ([]float32, error) {
 	if err := b.hostOnly(); err != nil {
 		return nil, err
