@@ -57,6 +57,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err := checkPrecision(s.Device, precision); err != nil {
 		return err
 	}
+	if kind, _, _ := strings.Cut(s.Device, ":"); profile && kind != "cuda" {
+		return fmt.Errorf("%w: --profile times the operations of a cuda device, not %s", errUsage, cmp.Or(s.Device, "cpu"))
+	}
 	var profiled []*cuda.Backend
 	s.Open = func(d string) (tensor.Backend, error) {
 		b, err := openDevice(d, precision)

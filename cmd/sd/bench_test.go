@@ -29,3 +29,11 @@ func TestBenchJSON(t *testing.T) {
 	require.Equal(t, 1, status)
 	require.Contains(t, stderr, `unknown component "lora"`)
 }
+
+// --profile is for CUDA devices: on the CPU it is a usage error, not silently
+// ignored.
+func TestBenchProfileNeedsCUDA(t *testing.T) {
+	status, _, stderr := sd(t, "bench", "--component", "text", "--iters", "1", "--profile")
+	require.Equal(t, 2, status, stderr)
+	require.Contains(t, stderr, "--profile times the operations of a cuda device")
+}
