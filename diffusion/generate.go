@@ -108,7 +108,11 @@ const tilingThreshold = 1024 * 1024
 // Progress reports a finished step.
 type Progress struct {
 	Step, Steps int
-	Latents     *tensor.Tensor
+	// Latents are the latents after the step, [Batch, 4, h, w], on the
+	// pipeline's backend (on a GPU, a view of the latents there: nothing is
+	// copied unless the callback reads them, e.g. with Float32s for a preview).
+	// They are released when the callback returns.
+	Latents *tensor.Tensor
 }
 
 // Result is what Generate made.
