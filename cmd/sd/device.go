@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sdgo/sdgo/internal/devprec"
 	// The CUDA backend registers itself as the "cuda" device; it loads the
 	// NVIDIA driver only when a command asks for it.
 	"github.com/sdgo/sdgo/kernels/cuda"
@@ -35,15 +36,8 @@ func openDevice(name, precision string) (tensor.Backend, error) {
 	if precision == "" {
 		precision = "fp16"
 	}
-	switch gb := b.(type) {
-	case *cuda.Backend:
-		p, _ := cuda.ParsePrecision(precision) // checked above
-		err = gb.SetPrecision(p)
-	case *metal.Backend:
-		p, _ := metal.ParsePrecision(precision)
-		gb.SetPrecision(p)
-	}
-	if err != nil {
+	// The CPU has no precision setting (checkPrecision allowed only fp32 there).
+	if _, err = devprec.Set(b, precision); err != nil {
 		closeDevice(b)
 		return nil, fmt.Errorf("--precision %s: %w", precision, err)
 	}

@@ -101,14 +101,11 @@ func (b *Backend) Copy(dst, src *tensor.Tensor) error {
 // pointwise runs a kernel name(y, x, n, extra...) over contiguous F32 dst and x.
 func (b *Backend) pointwise(op, name string, dst, x *tensor.Tensor, extra func(*kernelArgs)) error {
 	return b.exec(op, func(r *run) error {
-		d, err := r.ptr(dst)
+		d, in, err := r.dstF32(dst, x)
 		if err != nil {
 			return err
 		}
-		s, err := r.f32(x)
-		if err != nil {
-			return err
-		}
+		s := in[0]
 		n := dst.Numel()
 		a := newArgs().Ptr(d).Ptr(s).I64(n)
 		extra(a)
@@ -186,14 +183,11 @@ func (b *Backend) GEGLU(dst, x *tensor.Tensor) error {
 			return nil
 		}
 		n := dst.Dim(-1)
-		d, err := r.ptr(dst)
+		d, in, err := r.dstF32(dst, x)
 		if err != nil {
 			return err
 		}
-		s, err := r.f32(x)
-		if err != nil {
-			return err
-		}
+		s := in[0]
 		rows := dst.Numel() / n
 		return r.launch1D("geglu_f32", rows*n, newArgs().Ptr(d).Ptr(s).I64(rows).I64(n))
 	})
@@ -209,14 +203,11 @@ func (b *Backend) Softmax(dst, x *tensor.Tensor) error {
 		if n == 0 || dst.Numel() == 0 {
 			return nil
 		}
-		d, err := r.ptr(dst)
+		d, in, err := r.dstF32(dst, x)
 		if err != nil {
 			return err
 		}
-		s, err := r.f32(x)
-		if err != nil {
-			return err
-		}
+		s := in[0]
 		return r.softmax(d, s, dst.Numel()/n, n, -1, 1)
 	})
 }
@@ -245,22 +236,11 @@ func (b *Backend) GroupNorm(dst, x, gamma, beta *tensor.Tensor, groups int, eps 
 			return fmt.Errorf("%w: %d channels in %d groups", tensor.ErrShape, ch, groups)
 		}
 		spatial := x.Numel() / (nb * ch)
-		d, err := r.ptr(dst)
+		d, in, err := r.dstF32(dst, x, gamma, beta)
 		if err != nil {
 			return err
 		}
-		s, err := r.f32(x)
-		if err != nil {
-			return err
-		}
-		g, err := r.f32(gamma)
-		if err != nil {
-			return err
-		}
-		be, err := r.f32(beta)
-		if err != nil {
-			return err
-		}
+		s, g, be := in[0], in[1], in[2]
 		fused := 0
 		if silu {
 			fused = 1
@@ -326,22 +306,11 @@ func (b *Backend) LayerNorm(dst, x, gamma, beta *tensor.Tensor, eps float32) err
 		if rows > math.MaxInt32 {
 			return fmt.Errorf("%w: %d rows", ErrUnsupported, rows)
 		}
-		d, err := r.ptr(dst)
+		d, in, err := r.dstF32(dst, x, gamma, beta)
 		if err != nil {
 			return err
 		}
-		s, err := r.f32(x)
-		if err != nil {
-			return err
-		}
-		g, err := r.f32(gamma)
-		if err != nil {
-			return err
-		}
-		be, err := r.f32(beta)
-		if err != nil {
-			return err
-		}
+		s, g, be := in[0], in[1], in[2]
 		if k := layerNormWarpKernel(n); k != "" {
 			a := newArgs().Ptr(d).Ptr(s).Ptr(g).Ptr(be).I64(rows).I32(n).F32(eps)
 			perBlock := layerNormWarpThreads / 32
@@ -429,14 +398,11 @@ func (b *Backend) ResizeNearest(dst, x *tensor.Tensor) error {
 		if h == 0 || w == 0 || oh == 0 || ow == 0 || dst.Numel() == 0 {
 			return nil
 		}
-		d, err := r.ptr(dst)
+		d, in, err := r.dstF32(dst, x)
 		if err != nil {
 			return err
 		}
-		s, err := r.f32(x)
-		if err != nil {
-			return err
-		}
+		s := in[0]
 		planes := xs[0] * xs[1]
 		sh, sw := float32(h)/float32(oh), float32(w)/float32(ow)
 		a := newArgs().Ptr(d).Ptr(s).I64(planes).I32(h).I32(w).I32(oh).I32(ow).F32(sh).F32(sw)

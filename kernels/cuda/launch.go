@@ -95,6 +95,22 @@ func (r *run) as(t *tensor.Tensor, dt tensor.DType) (uint64, error) {
 // f32 is as(t, F32).
 func (r *run) f32(t *tensor.Tensor) (uint64, error) { return r.as(t, tensor.F32) }
 
+// dstF32 returns the address of dst and those of ins as contiguous F32 (see
+// f32; a nil input gives 0): the operands of most kernels.
+func (r *run) dstF32(dst *tensor.Tensor, ins ...*tensor.Tensor) (uint64, []uint64, error) {
+	d, err := r.ptr(dst)
+	if err != nil {
+		return 0, nil, err
+	}
+	ps := make([]uint64, len(ins))
+	for i, t := range ins {
+		if ps[i], err = r.f32(t); err != nil {
+			return 0, nil, err
+		}
+	}
+	return d, ps, nil
+}
+
 const threads1D = 256
 
 // grid1D returns a grid for a grid-stride kernel over n elements: enough blocks

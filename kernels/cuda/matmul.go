@@ -259,14 +259,11 @@ func (b *Backend) Conv2d(dst, x, w, bias *tensor.Tensor, p tensor.Conv2dParams) 
 		if ncols > math.MaxInt32 || kdim > math.MaxInt32 || (oc+63)/64 > 65535 || (ncols+63)/64 > math.MaxInt32 {
 			return fmt.Errorf("%w: convolution %v * %v", ErrUnsupported, x, w)
 		}
-		d, err := r.ptr(dst)
+		d, in, err := r.dstF32(dst, x)
 		if err != nil {
 			return err
 		}
-		px, err := r.f32(x)
-		if err != nil {
-			return err
-		}
+		px := in[0]
 		if dt, ok := r.mixedDType(); ok || (r.prec == TF32 && r.blasOK()) {
 			if ok {
 				return r.convTC(d, px, w, bias, dt, nImg, ch, h, wd, oc, kh, kw, ho, wo, stride, p.Padding, p.PadEnd)

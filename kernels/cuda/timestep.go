@@ -23,14 +23,11 @@ func (b *Backend) TimestepEmbedding(dst, t *tensor.Tensor, p tensor.TimestepEmbe
 		if n == 0 {
 			return nil
 		}
-		d, err := r.ptr(dst)
+		d, in, err := r.dstF32(dst, t)
 		if err != nil {
 			return err
 		}
-		s, err := r.f32(t)
-		if err != nil {
-			return err
-		}
+		s := in[0]
 		c, div := p.ExponentTerms(dim)
 		flip := 0
 		if p.FlipSinToCos {
